@@ -1,0 +1,53 @@
+# Entry points. `make demo` and `make test` set up what they need on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+RECIPE ?=
+SOURCE ?= raw
+RAW    ?=
+OUT    ?=
+ALIGN  ?= 1
+
+BUILD_ARGS := recipe=$(RECIPE) source=$(SOURCE) \
+	$(if $(RAW),raw=$(RAW)) $(if $(OUT),out=$(OUT)) \
+	$(if $(filter 0,$(ALIGN)),align.enabled=false)
+
+.PHONY: setup lock build-dataset demo test test-all lint clean-data
+
+setup: $(STAMP)
+
+# Install the exact, resolved set from requirements.lock (torch 2.8 line, pinned by whisperx).
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+# Re-resolve requirements.in into requirements.lock (needs the package index).
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install -q -r requirements.in
+	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^qwen-audio-data' > requirements.lock
+	rm -rf .lock-venv
+
+build-dataset: $(STAMP)
+	@test -n "$(RECIPE)" || { echo "usage: make build-dataset RECIPE=<name|a,b|all> [SOURCE=raw|sample] [RAW=dir] [OUT=dir] [ALIGN=0]"; exit 2; }
+	$(PY) -m dataset_recipes.build $(BUILD_ARGS)
+
+demo: $(STAMP)
+	$(PY) -m dataset_recipes.build recipe=all source=sample $(if $(filter 0,$(ALIGN)),align.enabled=false)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not gpu"
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m "not gpu"
+
+lint: $(STAMP)
+	$(PY) -m ruff check pipeline dataset_recipes trainer tests bench
+
+clean-data:
+	rm -rf data/shards data/samples

@@ -1,0 +1,172 @@
+"""Clotho v2.1 (automated audio captioning, five captions per clip).
+
+Layout (Zenodo record 4783391), after extracting ``clotho_audio_<split>.7z``::
+
+    clotho_captions_{development,validation,evaluation}.csv   file_name,caption_1..caption_5
+    clotho_metadata_{development,validation,evaluation}.csv   file_name,keywords,...,license
+    {development,validation,evaluation}/<file_name>           (44.1 kHz wav, 15-30 s)
+
+One caption row: ``Santa Motor.wav,A machine whines and squeals while rhythmically punching...``
+Each caption becomes one task entry of the clip; the audio is stored once.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from dataset_recipes.common import find_root, read_csv_rows, rel
+from pipeline.recipe import CorpusInfo, Recipe
+from pipeline.record import Label, Record, Reject, sanitize_key
+
+SPLITS = {"development": "train", "validation": "valid", "evaluation": "test"}
+CAPTIONS = tuple(f"caption_{i}" for i in range(1, 6))
+
+INFO = CorpusInfo(
+    name="clotho",
+    title="Clotho v2.1",
+    homepage="https://zenodo.org/records/4783391",
+    licence="per-file Freesound licences (see clotho_metadata_<split>.csv); captions: "
+    "Tampere University licence, see the Zenodo record",
+    citation="""@inproceedings{drossos2020clotho,
+  title={Clotho: an Audio Captioning Dataset},
+  author={Drossos, Konstantinos and Lipping, Samuel and Virtanen, Tuomas},
+  booktitle={ICASSP}, pages={736--740}, year={2020}}""",
+    tasks=("aac",),
+    splits=SPLITS,
+    layout="  clotho_captions_<split>.csv (file_name,caption_1..caption_5)\n"
+    "  <split>/<file_name>.wav   with <split> among development, validation, evaluation",
+    download_hint="download clotho_captions_<split>.csv and clotho_audio_<split>.7z from "
+    "https://zenodo.org/records/4783391 into RAW and extract the .7z files there "
+    "(7z x clotho_audio_development.7z)",
+)
+
+
+def _is_root(path: Path) -> bool:
+    return any((path / f"clotho_captions_{s}.csv").is_file() for s in SPLITS)
+
+
+def locate(raw: Path) -> Path:
+    """The folder holding ``clotho_captions_<split>.csv``: ``raw`` or a direct child."""
+    return find_root(raw, INFO, _is_root, ("clotho", "Clotho"))
+
+
+def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
+    csv_path = root / f"clotho_captions_{split}.csv"
+    for item in read_csv_rows(csv_path, root, INFO.name, split, ("file_name",)):
+        if isinstance(item, Reject):
+            yield item
+            continue
+        line, row = item
+        name = row["file_name"].strip()
+        wav = root / split / name
+        labels = []
+        for col in CAPTIONS:
+            caption = " ".join((row.get(col) or "").split())
+            if caption:
+                labels.append(Label.make("aac", caption))
+            else:
+                yield Reject(INFO.name, split, rel(csv_path, root),
+                             f"{name}: {col} is empty", line=line, task="aac")
+        if not wav.is_file():
+            yield Reject(INFO.name, split, rel(wav, root),
+                         f"listed in {csv_path.name} line {line} but the audio file is missing",
+                         line=line)
+            continue
+        if labels:
+            yield Record(INFO.name, split, sanitize_key(Path(name).stem), str(wav),
+                         rel(wav, root), "unknown", tuple(labels))
+
+
+def prepare(root: Path) -> Iterator[Record | Reject]:
+    """Records of every split whose captions file is present."""
+    for split in SPLITS:
+        if (root / f"clotho_captions_{split}.csv").is_file():
+            yield from _parse_split(root, split)
+
+
+# ------------------------------------------------------------------ sample corpus
+def _sound(kind: str, seconds: float, rng: np.random.Generator, sr: int = 44100) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    if kind == "beeps":
+        gate = (np.floor(t * 2) % 2 == 0).astype(np.float32)
+        return 0.4 * np.sin(2 * np.pi * 1000 * t) * gate
+    if kind == "hiss":
+        return 0.2 * rng.standard_normal(len(t)) * np.linspace(1, 0.3, len(t))
+    if kind == "sweep":
+        return 0.4 * np.sin(2 * np.pi * (200 * t + 150 * t**2))
+    if kind == "hum":
+        return 0.5 * np.sin(2 * np.pi * 100 * t) + 0.05 * rng.standard_normal(len(t))
+    if kind == "clicks":
+        x = np.zeros(len(t))
+        x[:: sr // 4] = 0.9
+        return x
+    raise ValueError(kind)
+
+
+_KINDS = {
+    "beeps": ["A high pitched beep repeats on and off at a steady pace.",
+              "An electronic tone beeps over and over again.",
+              "A shrill beeping sound turns on and off repeatedly.",
+              "A single high tone keeps beeping in a regular rhythm.",
+              "Short electronic beeps sound again and again."],
+    "hiss": ["A steady hiss of static slowly gets quieter.",
+             "White noise hisses and fades away gradually.",
+             "Static noise rushes loudly and then softens.",
+             "A loud hissing sound becomes quieter over time.",
+             "Noise like a radio between stations slowly fades."],
+    "sweep": ["A tone rises steadily in pitch.",
+              "A single sound glides from low to high.",
+              "An electronic tone slides upward without stopping.",
+              "A whistling tone climbs higher and higher.",
+              "A pure tone sweeps up from a low pitch to a high one."],
+    "hum": ["A low hum drones on without changing.",
+            "A deep electrical buzz continues steadily.",
+            "A machine hums at a low constant pitch.",
+            "A low droning sound fills the background.",
+            "A steady low frequency hum with faint noise."],
+    "clicks": ["Sharp clicks sound in a fast steady rhythm.",
+               "A clock like ticking repeats quickly.",
+               "Regular clicking noises continue at an even pace.",
+               "Something taps sharply four times every second.",
+               "A series of quick clicks keeps a steady beat."],
+}
+_SAMPLE_FILES = {
+    "development": [("beeps", "Beep Sequence 01.wav"), ("hiss", "radio.static.02.wav"),
+                    ("sweep", "rising_tone.wav"), ("hum", "Fridge Hum.wav"),
+                    ("clicks", "clock ticking 3.wav"), ("beeps", "alarm beeps.wav"),
+                    ("hiss", "wind noise.wav"), ("sweep", "Slide Whistle.wav")],
+    "validation": [("hum", "transformer hum.wav"), ("clicks", "metronome.wav"),
+                   ("sweep", "siren up.wav")],
+    "evaluation": [("beeps", "microwave done.wav"), ("hiss", "tv static.wav"),
+                   ("clicks", "typing clicks.wav")],
+}
+
+
+def make_sample(target: Path) -> Path:
+    """Write a small Clotho corpus of generated sounds whose captions describe them."""
+    root = Path(target)
+    rng = np.random.default_rng(0)
+    for split, files in _SAMPLE_FILES.items():
+        (root / split).mkdir(parents=True, exist_ok=True)
+        rows, meta = [], []
+        for i, (kind, name) in enumerate(files):
+            seconds = 4.0 + i % 3
+            sf.write(root / split / name, _sound(kind, seconds, rng).astype(np.float32), 44100,
+                     subtype="PCM_16")
+            rows.append([name, *_KINDS[kind]])
+            meta.append([name, kind, str(1000 + i), "", f"[0, {int(seconds * 44100)}]", "",
+                         "http://creativecommons.org/publicdomain/zero/1.0/"])
+        with open(root / f"clotho_captions_{split}.csv", "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([["file_name", *CAPTIONS], *rows])
+        with open(root / f"clotho_metadata_{split}.csv", "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([["file_name", "keywords", "sound_id", "sound_link",
+                                      "start_end_samples", "manufacturer", "license"], *meta])
+    return root
+
+
+RECIPE = Recipe(info=INFO, locate=locate, prepare=prepare, make_sample=make_sample)

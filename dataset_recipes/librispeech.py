@@ -1,0 +1,123 @@
+"""LibriSpeech (ASR, and SRWT through the alignment stage).
+
+Layout (openslr.org/12), after extracting e.g. ``dev-clean.tar.gz``::
+
+    LibriSpeech/<split>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt
+    LibriSpeech/<split>/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac   (16 kHz)
+
+One transcript line: ``1272-128104-0000 MISTER QUILTER IS THE APOSTLE OF THE MIDDLE CLASSES``
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import soundfile as sf
+
+from dataset_recipes.common import SAMPLES_DIR, find_root, rel
+from pipeline.recipe import CorpusInfo, Recipe
+from pipeline.record import Label, Record, Reject
+
+SPLITS = {
+    "train-clean-100": "train", "train-clean-360": "train", "train-other-500": "train",
+    "dev-clean": "valid", "dev-other": "valid", "test-clean": "test", "test-other": "test",
+}
+URL = "https://www.openslr.org/resources/12/{split}.tar.gz"
+_LINE = re.compile(r"^(\d+-\d+-\d+)\s+(\S.*)$")
+
+INFO = CorpusInfo(
+    name="librispeech",
+    title="LibriSpeech",
+    homepage="https://www.openslr.org/12",
+    licence="CC BY 4.0",
+    citation="""@inproceedings{panayotov2015librispeech,
+  title={Librispeech: an ASR corpus based on public domain audio books},
+  author={Panayotov, Vassil and Chen, Guoguo and Povey, Daniel and Khudanpur, Sanjeev},
+  booktitle={ICASSP}, pages={5206--5210}, year={2015}}""",
+    tasks=("asr", "srwt"),
+    splits=SPLITS,
+    layout="  LibriSpeech/<split>/<spk>/<chap>/<spk>-<chap>.trans.txt and <spk>-<chap>-<utt>.flac\n"
+    f"  with <split> among {', '.join(SPLITS)}",
+    download_hint="download e.g. " + URL.format(split="dev-clean")
+    + " and extract it into RAW (tar xzf dev-clean.tar.gz -C RAW)",
+)
+
+
+def _is_root(path: Path) -> bool:
+    return any((path / s).is_dir() for s in SPLITS) and any(path.glob("*/*/*/*.trans.txt"))
+
+
+def locate(raw: Path) -> Path:
+    """The ``LibriSpeech`` folder: ``raw`` itself or ``raw/LibriSpeech``."""
+    return find_root(raw, INFO, _is_root, ("LibriSpeech",))
+
+
+def _parse_transcript(trans: Path, root: Path, split: str) -> Iterator[Record | Reject]:
+    listed = set()
+    for n, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        m = _LINE.match(line.strip())
+        if not m:
+            yield Reject(INFO.name, split, rel(trans, root),
+                         "malformed transcript line (want '<spk>-<chap>-<utt> TEXT')", line=n)
+            continue
+        utt, text = m.groups()
+        listed.add(utt)
+        flac = trans.parent / f"{utt}.flac"
+        if not flac.is_file():
+            yield Reject(INFO.name, split, rel(flac, root),
+                         f"listed in {trans.name} line {n} but the audio file is missing", line=n)
+            continue
+        yield Record(INFO.name, split, utt, str(flac), rel(flac, root), "en",
+                     (Label.make("asr", " ".join(text.split()), lang="en"),), align=True)
+    for flac in sorted(trans.parent.glob("*.flac")):
+        if flac.stem not in listed:
+            yield Reject(INFO.name, split, rel(flac, root),
+                         f"audio file has no line in {trans.name}")
+
+
+def prepare(root: Path) -> Iterator[Record | Reject]:
+    """Records of every split present under the ``LibriSpeech`` folder."""
+    for split in SPLITS:
+        for trans in sorted((root / split).glob("*/*/*.trans.txt")):
+            yield from _parse_transcript(trans, root, split)
+
+
+def make_sample(target: Path) -> Path:
+    """Write a sample corpus: 2 real utterances in dev-clean, 22 synthetic in train-clean-100."""
+    import json
+
+    root = Path(target) / "LibriSpeech"
+    chap = root / "dev-clean"
+    lines: dict[Path, list[str]] = {}
+    texts = {
+        "1272-128104-0000": "MISTER QUILTER IS THE APOSTLE OF THE MIDDLE CLASSES AND WE ARE "
+        "GLAD TO WELCOME HIS GOSPEL",
+        "2412-153948-0000": "IF THE READER WILL EXCUSE ME I WILL SAY NOTHING OF MY ANTECEDENTS "
+        "NOR OF THE CIRCUMSTANCES WHICH LED ME TO LEAVE MY NATIVE COUNTRY THE NARRATIVE WOULD "
+        "BE TEDIOUS TO HIM AND PAINFUL TO MYSELF",
+    }
+    for utt, text in texts.items():
+        spk, ch, _ = utt.split("-")
+        d = chap / spk / ch
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{utt}.flac").write_bytes((SAMPLES_DIR / "speech" / f"{utt}.flac").read_bytes())
+        lines.setdefault(d / f"{spk}-{ch}.trans.txt", []).append(f"{utt} {text}")
+    sentences = json.loads((SAMPLES_DIR / "espeak" / "sentences.json").read_text())
+    d = root / "train-clean-100" / "9000" / "1"
+    d.mkdir(parents=True, exist_ok=True)
+    for i, (sid, sentence) in enumerate(sorted(sentences.items())):
+        utt = f"9000-1-{i:04d}"
+        data, sr = sf.read(SAMPLES_DIR / "espeak" / f"{sid}.flac", dtype="int16")
+        sf.write(d / f"{utt}.flac", data, sr, format="FLAC", subtype="PCM_16")
+        words = re.sub(r"[^A-Za-z' ]", " ", sentence).upper().split()
+        lines.setdefault(d / "9000-1.trans.txt", []).append(f"{utt} {' '.join(words)}")
+    for path, rows in lines.items():
+        path.write_text("\n".join(sorted(rows)) + "\n", encoding="utf-8")
+    return Path(target)
+
+
+RECIPE = Recipe(info=INFO, locate=locate, prepare=prepare, make_sample=make_sample)

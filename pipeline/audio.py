@@ -1,0 +1,152 @@
+"""Audio decoding and normalization: any corpus file -> 16 kHz mono 16-bit FLAC.
+
+Decoding uses soundfile (libsndfile: wav, flac, ogg, mp3, au) and falls back to PyAV
+(FFmpeg) for containers such as mp4.  Every failure is an :class:`AudioError` whose
+message is the reject reason written to ``rejects.jsonl``.
+
+Long audio: Qwen-Audio sees at most 30 s.  ``long_audio="reject"`` (the default) skips
+a longer clip, because its label (a transcript, a caption) describes the whole clip;
+``"truncate"`` keeps the first 30 s and records ``truncated_from`` in the sample, for
+labels that hold for any part of the clip (a scene, a genre).  The build report counts
+both outcomes.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import soundfile as sf
+
+SAMPLE_RATE = 16000
+MAX_SECONDS = 30.0
+LongAudioPolicy = Literal["reject", "truncate"]
+
+
+class AudioError(ValueError):
+    """A clip that cannot become a sample; the message is the reason."""
+
+
+@dataclass
+class Audio:
+    """Normalized audio: mono float32 at :data:`SAMPLE_RATE`."""
+
+    samples: np.ndarray
+    truncated_from: float | None = None
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return len(self.samples) / SAMPLE_RATE
+
+
+def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
+    data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    return data, sr
+
+
+def _read_pyav(path: Path) -> tuple[np.ndarray, int]:
+    import av  # imported lazily: only containers libsndfile cannot read need it
+
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            raise AudioError("file has no audio stream")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        chunks = []
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray().reshape(-1))
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray().reshape(-1))
+    data = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    return data[:, None], SAMPLE_RATE
+
+
+def decode(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode a file to ``(frames x channels float32, sample rate)``.
+
+    Raises :class:`AudioError` naming the problem when neither decoder can read it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"audio file not found: {path}")
+    try:
+        return _read_soundfile(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as sf_err:
+        try:
+            return _read_pyav(path)
+        except AudioError:
+            raise
+        except Exception as av_err:  # noqa: BLE001 - any decoder failure is a reject reason
+            raise AudioError(f"unreadable audio ({sf_err}; ffmpeg: {av_err})") from None
+
+
+def resample(x: np.ndarray, sr: int, target: int = SAMPLE_RATE) -> np.ndarray:
+    """Polyphase resampling of a mono signal from ``sr`` to ``target`` Hz."""
+    if sr == target:
+        return x
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(target, sr)
+    return resample_poly(x, ratio.numerator, ratio.denominator).astype(np.float32)
+
+
+def normalize(
+    data: np.ndarray,
+    sr: int,
+    *,
+    max_seconds: float = MAX_SECONDS,
+    long_audio: LongAudioPolicy = "reject",
+) -> Audio:
+    """Downmix, resample to 16 kHz, check, and apply the long-audio policy."""
+    if data.size == 0 or len(data) == 0:
+        raise AudioError("empty audio (no samples)")
+    mono = data.mean(axis=1) if data.ndim == 2 else data
+    if not np.all(np.isfinite(mono)):
+        raise AudioError("audio holds NaN or infinite samples")
+    mono = resample(mono.astype(np.float32), sr)
+    limit = int(round(max_seconds * SAMPLE_RATE))
+    truncated_from = None
+    if len(mono) > limit:
+        seconds = len(mono) / SAMPLE_RATE
+        if long_audio == "reject":
+            raise AudioError(
+                f"audio is {seconds:.2f} s, longer than {max_seconds:g} s "
+                "(long_audio=reject; the label describes the whole clip)"
+            )
+        if long_audio != "truncate":
+            raise ValueError(f"long_audio must be 'reject' or 'truncate', not {long_audio!r}")
+        mono, truncated_from = mono[:limit], round(seconds, 3)
+    if len(mono) == 0:
+        raise AudioError("empty audio after resampling")
+    return Audio(np.ascontiguousarray(mono, dtype=np.float32), truncated_from)
+
+
+def load(
+    path: str | Path,
+    *,
+    max_seconds: float = MAX_SECONDS,
+    long_audio: LongAudioPolicy = "reject",
+) -> Audio:
+    """Decode and normalize one file (see :func:`decode` and :func:`normalize`)."""
+    data, sr = decode(path)
+    return normalize(data, sr, max_seconds=max_seconds, long_audio=long_audio)
+
+
+def encode_flac(samples: np.ndarray) -> bytes:
+    """Encode mono float samples as 16-bit FLAC at 16 kHz (deterministic bytes)."""
+    pcm = np.clip(np.round(samples * 32767.0), -32768, 32767).astype(np.int16)
+    buf = io.BytesIO()
+    sf.write(buf, pcm, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def decode_flac(data: bytes) -> tuple[np.ndarray, int]:
+    """Decode FLAC bytes to ``(int16 mono samples, sample rate)`` (for readers and tests)."""
+    pcm, sr = sf.read(io.BytesIO(data), dtype="int16")
+    return pcm, sr

@@ -1,0 +1,170 @@
+"""The files that describe a finished build: index.json, report.json, rejects.jsonl and
+the README.md dataset card (also valid as a Hugging Face dataset repository card)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline import tags
+from pipeline.recipe import CorpusInfo
+from pipeline.record import FORMAT_VERSION, Record, Reject
+from pipeline.stages import MAX_PROMPTS, BuildOptions
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_index(out_dir: Path, name: str, parts: Sequence[dict[str, Any]]) -> None:
+    """Write ``index.json`` in the wids shard-index format (plus a ``split`` per shard)."""
+    index = {
+        "__kind__": "wids-shard-index-v1",
+        "wids_version": 1,
+        "name": name,
+        "format_version": FORMAT_VERSION,
+        "shardlist": [
+            {"url": p["name"], "nsamples": p["nsamples"], "filesize": p["filesize"],
+             "md5sum": p["md5sum"], "split": p["split"]}
+            for p in parts
+        ],
+    }
+    _write_atomic(out_dir / "index.json", json.dumps(index, indent=1) + "\n")
+
+
+def _split_report(split: str, role: str | None) -> dict[str, Any]:
+    return {"role": role, "inputs": 0, "samples": 0, "hours": 0.0, "truncated": 0,
+            "rejects": {}, "tasks": {},
+            "alignment": {"attempted": 0, "aligned": 0, "success_rate": None}}
+
+
+def write_report(
+    out_dir: Path,
+    info: CorpusInfo,
+    parts: Sequence[dict[str, Any]],
+    parse_rejects: Sequence[Reject],
+    records: Sequence[Record],
+    wall_seconds: float,
+    options: BuildOptions,
+) -> dict[str, Any]:
+    """Write ``report.json`` and ``rejects.jsonl``; return the report."""
+    splits: dict[str, dict[str, Any]] = {}
+
+    def split(name: str) -> dict[str, Any]:
+        return splits.setdefault(name, _split_report(name, info.splits.get(name)))
+
+    for rec in records:
+        split(rec.split)["inputs"] += 1
+    rejects = [r.to_json() for r in parse_rejects]
+    for r in parse_rejects:
+        split(r.split)["inputs"] += 1
+    for p in parts:
+        s, st = split(p["split"]), p["stats"]
+        s["samples"] += st["samples"]
+        s["hours"] += st["seconds"] / 3600
+        s["truncated"] += st["truncated"]
+        s["alignment"]["attempted"] += st["align"]["ok"] + st["align"]["failed"]
+        s["alignment"]["aligned"] += st["align"]["ok"]
+        for task, t in st["tasks"].items():
+            acc = s["tasks"].setdefault(task, {"entries": 0, "hours": 0.0, "rejects": 0,
+                                               "prompts": []})
+            acc["entries"] += t["entries"]
+            acc["hours"] += t["seconds"] / 3600
+            for prompt in t["prompts"]:
+                if prompt not in acc["prompts"] and len(acc["prompts"]) < MAX_PROMPTS:
+                    acc["prompts"].append(prompt)
+        rejects.extend(p["rejects"])
+    for r in rejects:
+        s = split(r["split"])
+        s["rejects"][r["stage"]] = s["rejects"].get(r["stage"], 0) + 1
+        if "task" in r and r["task"] in s["tasks"]:
+            s["tasks"][r["task"]]["rejects"] += 1
+    for s in splits.values():
+        s["hours"] = round(s["hours"], 6)
+        for t in s["tasks"].values():
+            t["hours"] = round(t["hours"], 6)
+        al = s["alignment"]
+        if al["attempted"]:
+            al["success_rate"] = round(al["aligned"] / al["attempted"], 4)
+    seconds = sum(p["stats"]["seconds"] for p in parts)
+    report = {
+        "recipe": info.name,
+        "format_version": FORMAT_VERSION,
+        "samples": sum(s["samples"] for s in splits.values()),
+        "hours": round(seconds / 3600, 6),
+        "rejects": len(rejects),
+        "shards": len(parts),
+        "splits": dict(sorted(splits.items())),
+        "options": options.to_json(),
+        "wall_seconds": round(wall_seconds, 3),
+        "audio_seconds_per_second": round(seconds / wall_seconds, 2) if wall_seconds else None,
+    }
+    lines = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rejects)
+    _write_atomic(out_dir / "rejects.jsonl", lines)
+    _write_atomic(out_dir / "report.json", json.dumps(report, indent=1) + "\n")
+    return report
+
+
+def hf_split_name(split: str) -> str:
+    """Hugging Face split names allow only word characters (``dev-clean`` -> ``dev_clean``)."""
+    return re.sub(r"\W", "_", split)
+
+
+def _licence_id(licence: str) -> str:
+    ident = re.sub(r"[\s_]+", "-", licence.strip().lower())
+    return ident if re.fullmatch(r"cc-[a-z-]+-\d\.\d|cc0-1\.0|mit|apache-2\.0", ident) else "other"
+
+
+def write_card(out_dir: Path, info: CorpusInfo, report: dict[str, Any]) -> None:
+    """Write ``README.md``: front matter (one config per split), counts, tasks, prompts."""
+    front = ["---", f"license: {_licence_id(info.licence)}", "tags:", "- audio",
+             "- qwen-audio", "- webdataset", "configs:", "- config_name: default",
+             "  data_files:"]
+    for split in report["splits"]:
+        front += [f"  - split: {hf_split_name(split)}",
+                  f'    path: "{info.name}-{split}-*.tar"']
+    front.append("---")
+    body = [
+        f"# {info.title}: Qwen-Audio tagged shards", "",
+        f"Built by `make build-dataset RECIPE={info.name}` from {info.title} "
+        f"({info.homepage}).", "",
+        f"- Licence of the source corpus: {info.licence}",
+        f"- Samples: {report['samples']}, audio: {report['hours']:.4f} h, "
+        f"rejects: {report['rejects']} (see `rejects.jsonl`)",
+        f"- Format: WebDataset tars, `<key>.flac` (16 kHz mono) + `<key>.json`, "
+        f"format version {report['format_version']}; shard list in `index.json`", "",
+        "## Splits", "", "| split | role | samples | hours | rejects | alignment |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, s in report["splits"].items():
+        rate = s["alignment"]["success_rate"]
+        align = "-" if rate is None else f"{rate:.1%}"
+        body.append(f"| {name} | {s['role'] or '-'} | {s['samples']} | {s['hours']:.4f} | "
+                    f"{sum(s['rejects'].values())} | {align} |")
+    body += ["", "## Tasks and prompts", "", "| task | entries | hours | prompt |",
+             "|---|---|---|---|"]
+    merged: dict[str, dict[str, Any]] = {}
+    for s in report["splits"].values():
+        for task, t in s["tasks"].items():
+            m = merged.setdefault(task, {"entries": 0, "hours": 0.0, "prompts": []})
+            m["entries"] += t["entries"]
+            m["hours"] += t["hours"]
+            m["prompts"] += [p for p in t["prompts"] if p not in m["prompts"]]
+    for task, m in sorted(merged.items()):
+        prompt = "<br>".join(f"`{p}`" for p in m["prompts"][:MAX_PROMPTS])
+        body.append(f"| {task} | {m['entries']} | {m['hours']:.4f} | {prompt} |")
+    choices = [t for t in merged if t in tags.TASKS and not tags.TASKS[t].released]
+    if choices or info.notes:
+        body += ["", "## Choices made where the release shows no prompt", ""]
+        body += [f"- `{t}`: {tags.TASKS[t].description}; the released Qwen-Audio evaluation "
+                 "scripts show no prompt for it, so the closest existing output "
+                 "instruction is used." for t in sorted(choices)]
+        if info.notes:
+            body += [f"- {info.notes}"]
+    body += ["", "## Citation", "", "```bibtex", info.citation.strip(), "```", ""]
+    _write_atomic(out_dir / "README.md", "\n".join(front + [""] + body))

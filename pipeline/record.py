@@ -1,0 +1,162 @@
+"""The one record type that flows from recipes to shards, and the sample schema.
+
+A recipe yields :class:`Record` objects (one per audio file) or :class:`Reject` objects
+(an input item it could not use, with the file and the reason).  The build turns each
+record into one WebDataset sample: ``<key>.flac`` plus ``<key>.json`` whose fields are
+named here once (see ``FORMAT.md``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: Version of the sample JSON layout written into every sample (``format_version``).
+FORMAT_VERSION = 1
+
+#: Members of a sample in a shard; readers refuse anything else.
+AUDIO_EXT = "flac"
+META_EXT = "json"
+
+_KEY_BAD = re.compile(r"[^A-Za-z0-9_\-]")
+
+
+def sanitize_key(raw: str) -> str:
+    """Return a WebDataset-safe sample key: no dots, slashes or spaces.
+
+    WebDataset splits a member name at its first dot, so ``a.b.flac`` would become key
+    ``a`` with extension ``b.flac``.  Every character outside ``[A-Za-z0-9_-]`` becomes
+    ``_``.
+    """
+    key = _KEY_BAD.sub("_", raw.strip())
+    if not key:
+        raise ValueError(f"empty sample key derived from {raw!r}")
+    return key
+
+
+@dataclass(frozen=True)
+class Label:
+    """One training target of a record, before tagging.
+
+    ``task`` names a builder in :data:`pipeline.tags.TASKS`; ``args`` are that builder's
+    prompt arguments (e.g. ``{"lang": "en"}`` or ``{"question": "..."}``); ``target`` is
+    the output text that follows the prompt.
+    """
+
+    task: str
+    target: str
+    args: tuple[tuple[str, str], ...] = ()
+
+    @staticmethod
+    def make(task: str, target: str, **args: str) -> Label:
+        """Build a label with prompt arguments given as keywords."""
+        return Label(task=task, target=target, args=tuple(sorted(args.items())))
+
+    @property
+    def kwargs(self) -> dict[str, str]:
+        """Prompt arguments as a dict."""
+        return dict(self.args)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One audio file of a corpus with all its labels.
+
+    ``audio`` is a path readable by every build worker; ``source`` is the path relative to
+    the corpus root (what the dataset card and rejects name); ``language`` is the spoken
+    language code (``"unknown"`` for sounds and music); ``align`` asks the alignment stage
+    to add an SRWT task from the record's ASR label.
+    """
+
+    recipe: str
+    split: str
+    key: str
+    audio: str
+    source: str
+    language: str
+    labels: tuple[Label, ...]
+    align: bool = False
+    meta: tuple[tuple[str, Any], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-safe dict (used to ship records to Ray workers)."""
+        return asdict(self)
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Record:
+        """Inverse of :meth:`to_json`."""
+        labels = tuple(
+            Label(task=lb["task"], target=lb["target"], args=tuple(tuple(a) for a in lb["args"]))
+            for lb in d["labels"]
+        )
+        meta = tuple(tuple(m) for m in d.get("meta", ()))
+        return Record(
+            recipe=d["recipe"],
+            split=d["split"],
+            key=d["key"],
+            audio=d["audio"],
+            source=d["source"],
+            language=d["language"],
+            labels=labels,
+            align=d.get("align", False),
+            meta=meta,  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
+class Reject:
+    """An input item that produced no sample (or lost a task), with the reason.
+
+    ``source`` names the file (and ``line`` the line of a label file, when known) so that
+    the user can find and fix it.  ``stage`` says where it failed: ``parse``, ``audio``,
+    ``align`` or ``write``.  ``task`` is set when only one task was dropped.
+    """
+
+    recipe: str
+    split: str
+    source: str
+    reason: str
+    stage: str = "parse"
+    line: int | None = None
+    key: str | None = None
+    task: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON line for ``rejects.jsonl`` (``None`` fields left out)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class Word:
+    """A transcribed word with its start and end in seconds from the clip start."""
+
+    word: str
+    start: float
+    end: float
+
+
+@dataclass
+class SampleMeta:
+    """The ``<key>.json`` member of a sample (see ``FORMAT.md``)."""
+
+    key: str
+    tasks: list[dict[str, str]]
+    duration: float
+    language: str
+    source: dict[str, str]
+    sample_rate: int = 16000
+    format_version: int = FORMAT_VERSION
+    words: list[dict[str, Any]] | None = None
+    truncated_from: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Dict written as the sample's JSON; optional empty fields are left out."""
+        d = asdict(self)
+        for k in ("words", "truncated_from"):
+            if d[k] is None:
+                del d[k]
+        if not d["meta"]:
+            del d["meta"]
+        return d

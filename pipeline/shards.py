@@ -1,0 +1,122 @@
+"""Deterministic, atomic WebDataset tar shards.
+
+A shard is planned as a :class:`ShardSpec` (name + records) before any audio is read, so
+a rerun plans the same shards and can skip finished ones.  A shard is written under
+``<name>.tmp`` and renamed when complete; members have fixed metadata (mtime 0, uid 0,
+mode 0644) and a fixed order, so the same input gives byte-identical tars.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.record import Record
+
+SHARD_PATTERN = "{recipe}-{split}-{index:06d}.tar"
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """One shard to write: its file name, split and records (in order)."""
+
+    name: str
+    recipe: str
+    split: str
+    records: tuple[Record, ...]
+
+    def digest(self, options: dict[str, Any]) -> str:
+        """Hash of the records and build options; a finished shard with another hash is stale."""
+        payload = json.dumps(
+            {"records": [r.to_json() for r in self.records], "options": options},
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-safe form for shipping to workers."""
+        return {
+            "name": self.name,
+            "recipe": self.recipe,
+            "split": self.split,
+            "records": [r.to_json() for r in self.records],
+        }
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> ShardSpec:
+        """Inverse of :meth:`to_json`."""
+        return ShardSpec(
+            d["name"], d["recipe"], d["split"], tuple(Record.from_json(r) for r in d["records"])
+        )
+
+
+def plan_shards(records: Iterable[Record], recipe: str, shard_size: int) -> list[ShardSpec]:
+    """Group records by split, sort by key, and cut into shards of ``shard_size`` records."""
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be at least 1, got {shard_size}")
+    by_split: dict[str, list[Record]] = {}
+    for rec in records:
+        by_split.setdefault(rec.split, []).append(rec)
+    specs = []
+    for split in sorted(by_split):
+        recs = sorted(by_split[split], key=lambda r: r.key)
+        for i in range(0, len(recs), shard_size):
+            name = SHARD_PATTERN.format(recipe=recipe, split=split, index=i // shard_size)
+            specs.append(ShardSpec(name, recipe, split, tuple(recs[i : i + shard_size])))
+    return specs
+
+
+def json_bytes(obj: Any) -> bytes:
+    """Canonical JSON encoding used for every JSON member (sorted keys, UTF-8)."""
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 0
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def write_tar(path: Path, samples: Sequence[tuple[str, dict[str, bytes]]]) -> tuple[int, str]:
+    """Write ``[(key, {ext: bytes})]`` to ``path`` atomically; return (size, md5).
+
+    Members are written in the given order, extensions sorted within a sample, so the
+    file bytes depend on the content only.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for key, members in samples:
+            if "." in key or "/" in key:
+                raise ValueError(f"sample key {key!r} must not contain dots or slashes")
+            for ext in sorted(members):
+                data = members[ext]
+                tar.addfile(_tarinfo(f"{key}.{ext}", len(data)), io.BytesIO(data))
+    data = buf.getvalue()
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return len(data), hashlib.md5(data).hexdigest()
+
+
+def file_md5(path: Path) -> str:
+    """MD5 of a file, as the wids index records it."""
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,408 @@
+"""The Qwen-Audio hierarchical tag format, as released.
+
+Token list and prompts follow the released tokenizer (``tokenization_qwen.py``) and
+evaluation scripts of Qwen-Audio (arXiv 2311.07919); see ``docs/qwen-audio-format.md``.
+Only tokens of :data:`AUDIO_SPECIAL_TOKENS` are ever emitted: :func:`check_tokens`
+refuses anything else that looks like a ``<|...|>`` token.
+
+Tasks the released scripts do not show use the closest existing output instruction;
+each such choice is marked ``documented choice`` in :data:`TASKS` and in the dataset card.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+# ---------------------------------------------------------------- token list (as data)
+#: Spoken/text languages that have a token, in the released order.
+LANGUAGES: tuple[str, ...] = ("en", "zh", "de", "es", "ko", "fr", "ja", "it")
+
+#: Qwen's own special tokens; they follow the 151,643 BPE ranks of the Qwen-7B vocabulary.
+QWEN_SPECIAL_TOKENS: tuple[str, ...] = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    *(f"<|extra_{i}|>" for i in range(205)),
+)
+
+#: Time tokens ``<|0.00|>`` ... ``<|30.00|>`` (spelled exactly as the release spells them).
+TIME_TOKENS: tuple[str, ...] = tuple(f"<|{i * 0.01:.2f}|>" for i in range(3001))
+
+AUDIO_PAD = "[[[AUDIO:modality]]]"
+AUDIO_START = "<audio>"
+AUDIO_END = "</audio>"
+
+#: Output instructions that may close a prompt (the "Output Instruction" group).
+OUTPUT_INSTRUCTIONS: tuple[str, ...] = (
+    "<|caption_audiocaps|>",
+    "<|caption_clotho|>",
+    "<|audioset_ontology|>",
+    "<|caption_plain|>",
+    "<|itn|>",
+    "<|wo_itn|>",
+    "<|named_entity_recognition|>",
+    "<|audio_grounding|>",
+    "<|emotion_recognition|>",
+    "<|music_description|>",
+    "<|note_analysis|>",
+    "<|speaker_meta|>",
+    "<|song_meta|>",
+    "<|scene|>",
+    "<|event|>",
+    "<|vocal_classification|>",
+    "<|speech_understanding|>",
+    "<|speech_edit|>",
+)
+
+#: Qwen-Audio's tokens in the released order; with Qwen-7B's vocabulary the first one,
+#: the audio pad, has id 151851 and ``<|0.00|>`` has id 151871.
+AUDIO_SPECIAL_TOKENS: tuple[str, ...] = (
+    AUDIO_PAD,
+    "<|startoftranscript|>",
+    "<|startofanalysis|>",
+    "<|translate|>",
+    "<|transcribe|>",
+    "<|caption|>",
+    "<|keyword|>",
+    "<|unknown|>",
+    *(f"<|{lang}|>" for lang in LANGUAGES),
+    "<|zh_tr|>",
+    "<|notimestamps|>",
+    "<|sil|>",
+    "<|timestamps|>",
+    *TIME_TOKENS,
+    "<|caption_audiocaps|>",
+    "<|caption_clotho|>",
+    "<|audioset_ontology|>",
+    "<|caption_plain|>",
+    "<|itn|>",
+    "<|wo_itn|>",
+    "<|startofentityvalue|>",
+    "<|endofentityvalue|>",
+    "<|startofentitytype|>",
+    "<|endofentitytype|>",
+    "<|named_entity_recognition|>",
+    "<|audio_grounding|>",
+    "<|startofword|>",
+    "<|endofword|>",
+    "<|delim|>",
+    "<|emotion_recognition|>",
+    "<|music_description|>",
+    "<|note_analysis|>",
+    "<|pitch|>",
+    *(f"<|midi_pitch_{i}|>" for i in range(128)),
+    "<|velocity|>",
+    *(f"<|midi_velocity_{i}|>" for i in range(128)),
+    "<|sonic|>",
+    "<|instrument|>",
+    "<|speaker_meta|>",
+    "<|song_meta|>",
+    "<|question|>",
+    "<|answer|>",
+    "<|choice|>",
+    "<|scene|>",
+    "<|event|>",
+    "<|vocal_classification|>",
+    "<|speech_understanding|>",
+    "<|scenario|>",
+    "<|action|>",
+    "<|entities|>",
+    "<|speech_edit|>",
+    AUDIO_START,
+    AUDIO_END,
+)
+
+_TOKEN_SET = frozenset(AUDIO_SPECIAL_TOKENS) - {AUDIO_PAD, AUDIO_START, AUDIO_END}
+_LANG_TAGS = frozenset(["<|unknown|>", "<|zh_tr|>", *(f"<|{lang}|>" for lang in LANGUAGES)])
+_TOKEN_RE = re.compile(r"<\|[^<>]*?\|>")
+_TIME_RE = re.compile(r"<\|(\d{1,2}\.\d{2})\|>")
+
+#: Audio longer than this is never fed whole to Qwen-Audio (480,000 samples at 16 kHz).
+MAX_AUDIO_SECONDS = 30.0
+
+
+class TagError(ValueError):
+    """A prompt or target that is not valid in the released tag format."""
+
+
+def check_tokens(text: str) -> None:
+    """Raise :class:`TagError` if ``text`` holds a ``<|...|>`` token the release lacks.
+
+    Audio placeholders (``<audio>``, ``</audio>``, the pad) are refused too: they are the
+    trainer's to insert, never part of a stored prompt or target.
+    """
+    bad = sorted({t for t in _TOKEN_RE.findall(text) if t not in _TOKEN_SET})
+    if bad:
+        raise TagError(f"tokens not in the released Qwen-Audio list: {', '.join(bad)}")
+    for placeholder in (AUDIO_PAD, AUDIO_START, AUDIO_END):
+        if placeholder in text:
+            raise TagError(f"{placeholder!r} is inserted by the trainer, not stored in text")
+
+
+def lang_tag(lang: str) -> str:
+    """Return the language token for ``lang`` (``"unknown"`` for no speech)."""
+    tag = f"<|{lang}|>"
+    if tag not in _LANG_TAGS:
+        choices = ", ".join(["unknown", *LANGUAGES, "zh_tr"])
+        raise TagError(f"language {lang!r} has no Qwen-Audio token; choose one of {choices}")
+    return tag
+
+
+# ---------------------------------------------------------------- prompt builders
+def _analysis(audio_lang: str, task: str, instruction: str) -> str:
+    return (
+        f"<|startofanalysis|>{lang_tag(audio_lang)}{task}<|en|><|notimestamps|>{instruction}"
+    )
+
+
+def asr_prompt(lang: str) -> str:
+    """Speech recognition (LibriSpeech, Aishell), as in the released eval scripts."""
+    tag = lang_tag(lang)
+    return f"<|startoftranscript|>{tag}<|transcribe|>{tag}<|notimestamps|><|wo_itn|>"
+
+
+def srwt_prompt(lang: str) -> str:
+    """Speech recognition with word timestamps; the target is a timed transcript."""
+    tag = lang_tag(lang)
+    return f"<|startoftranscript|>{tag}<|transcribe|>{tag}<|timestamps|>"
+
+
+def s2tt_prompt(src_lang: str, tgt_lang: str) -> str:
+    """Speech-to-text translation (CoVoST 2)."""
+    return (
+        f"<|startoftranscript|>{lang_tag(src_lang)}<|translate|>{lang_tag(tgt_lang)}"
+        "<|notimestamps|><|itn|>"
+    )
+
+
+def aac_prompt() -> str:
+    """Automatic audio captioning, Clotho style."""
+    return _analysis("unknown", "<|caption|>", "<|caption_clotho|>")
+
+
+def asc_prompt() -> str:
+    """Acoustic scene classification (TUT2017, CochlScene)."""
+    return _analysis("unknown", "<|keyword|>", "<|scene|>")
+
+
+def ser_prompt() -> str:
+    """Speech emotion recognition (MELD)."""
+    return _analysis("en", "<|keyword|>", "<|emotion_recognition|>")
+
+
+def vsc_prompt() -> str:
+    """Vocal sound classification (VocalSound)."""
+    return _analysis("en", "<|keyword|>", "<|vocal_classification|>")
+
+
+def mna_prompt() -> str:
+    """Music note analysis (NSynth)."""
+    return _analysis("unknown", "<|keyword|>", "<|note_analysis|>")
+
+
+def aqa_prompt(question: str) -> str:
+    """Audio question answering (Clotho-AQA): the question sits inside the prompt."""
+    question = " ".join(question.split())
+    if not question:
+        raise TagError("AQA needs a non-empty question")
+    check_tokens(question)
+    return f"<|startofanalysis|><|en|><|question|>{question}<|answer|>"
+
+
+def sec_prompt() -> str:
+    """Sound event classification (ESC-50, AudioSet); documented choice: ``<|event|>``."""
+    return _analysis("unknown", "<|keyword|>", "<|event|>")
+
+
+def music_caption_prompt() -> str:
+    """Music captioning (MusicCaps); documented choice: ``<|music_description|>``."""
+    return _analysis("unknown", "<|caption|>", "<|music_description|>")
+
+
+def genre_prompt() -> str:
+    """Music genre recognition (GTZAN); documented choice: ``<|song_meta|>``."""
+    return _analysis("unknown", "<|keyword|>", "<|song_meta|>")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task: its prompt builder, a description, and whether the prompt is released."""
+
+    build: Callable[..., str]
+    description: str
+    released: bool
+
+
+#: Every task the project emits. ``released=False`` marks a documented choice.
+TASKS: dict[str, TaskSpec] = {
+    "asr": TaskSpec(asr_prompt, "speech recognition", True),
+    "srwt": TaskSpec(srwt_prompt, "speech recognition with word timestamps", True),
+    "s2tt": TaskSpec(s2tt_prompt, "speech-to-text translation", True),
+    "aac": TaskSpec(aac_prompt, "audio captioning (Clotho style)", True),
+    "asc": TaskSpec(asc_prompt, "acoustic scene classification", True),
+    "ser": TaskSpec(ser_prompt, "speech emotion recognition", True),
+    "vsc": TaskSpec(vsc_prompt, "vocal sound classification", True),
+    "mna": TaskSpec(mna_prompt, "music note analysis", True),
+    "aqa": TaskSpec(aqa_prompt, "audio question answering", True),
+    "sec": TaskSpec(sec_prompt, "sound event classification (<|event|>)", False),
+    "mc": TaskSpec(music_caption_prompt, "music captioning (<|music_description|>)", False),
+    "mgr": TaskSpec(genre_prompt, "music genre recognition (<|song_meta|>)", False),
+}
+
+
+def build_prompt(task: str, **args: str) -> str:
+    """Return the prompt string of ``task`` with its arguments (``lang``, ``question``...)."""
+    try:
+        spec = TASKS[task]
+    except KeyError:
+        raise TagError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}") from None
+    try:
+        return spec.build(**args)
+    except TypeError as err:
+        raise TagError(f"task {task!r}: bad prompt arguments {args}: {err}") from None
+
+
+def make_entry(task: str, target: str, **args: str) -> dict[str, str]:
+    """A sample's task entry ``{"task", "prompt", "target"}``, checked against the token list."""
+    target = target.strip()
+    if not target:
+        raise TagError(f"task {task!r}: empty target")
+    check_tokens(target)
+    prompt = build_prompt(task, **args)
+    return {"task": task, "prompt": prompt, "target": target}
+
+
+# ---------------------------------------------------------------- parser
+@dataclass(frozen=True)
+class Parsed:
+    """A prompt+target split back into its parts."""
+
+    tags: tuple[str, ...]
+    question: str | None
+    target: str
+
+
+def parse(text: str) -> Parsed:
+    """Split ``prompt + target`` into the prompt's tags, the AQA question and the target.
+
+    The prompt grammar is the release's: transcription tag, audio language, then either
+    ``<|question|>`` text ``<|answer|>`` or a task tag, text language, timestamps tag and
+    output instructions.  Raises :class:`TagError` on anything else.
+    """
+    check_tokens(text)
+    pos = 0
+
+    def take(allowed: Iterable[str], what: str) -> str:
+        nonlocal pos
+        m = _TOKEN_RE.match(text, pos)
+        if not m or m.group(0) not in allowed:
+            found = m.group(0) if m else repr(text[pos : pos + 20])
+            raise TagError(f"expected {what} at offset {pos}, found {found}")
+        pos = m.end()
+        return m.group(0)
+
+    tags = [take(("<|startoftranscript|>", "<|startofanalysis|>"), "a transcription tag")]
+    tags.append(take(_LANG_TAGS, "an audio language tag"))
+    task_tags = ("<|transcribe|>", "<|translate|>", "<|caption|>", "<|keyword|>", "<|question|>")
+    tags.append(take(task_tags, "a task tag"))
+    if tags[-1] == "<|question|>":
+        end = text.find("<|answer|>", pos)
+        if end < 0:
+            raise TagError("AQA prompt has <|question|> but no <|answer|>")
+        question = text[pos:end]
+        pos = end + len("<|answer|>")
+        return Parsed(tuple([*tags, "<|answer|>"]), question, text[pos:])
+    tags.append(take(_LANG_TAGS, "a text language tag"))
+    tags.append(take(("<|timestamps|>", "<|notimestamps|>"), "a timestamps tag"))
+    while True:
+        m = _TOKEN_RE.match(text, pos)
+        if not m or m.group(0) not in OUTPUT_INSTRUCTIONS:
+            break
+        tags.append(m.group(0))
+        pos = m.end()
+    return Parsed(tuple(tags), None, text[pos:])
+
+
+# ---------------------------------------------------------------- word timestamps (SRWT)
+SIL = "<|sil|>"
+
+
+def time_token(seconds: float) -> str:
+    """The time token nearest to ``seconds`` (0.01 s steps, 0.00 to 30.00)."""
+    i = round(seconds * 100)
+    if not 0 <= i <= 3000:
+        raise TagError(f"time {seconds:.3f} s is outside 0.00-30.00")
+    return TIME_TOKENS[i]
+
+
+def srwt_target(
+    words: Sequence[tuple[str, float, float]],
+    duration: float,
+    sil_threshold: float = 0.2,
+) -> str:
+    """Write timed words as Qwen-Audio's SRWT target.
+
+    Neighbouring words share one boundary (the middle of any short gap between them);
+    a gap longer than ``sil_threshold`` seconds, including before the first word and
+    after the last, becomes ``<|sil|>`` between two time tokens, as in the released
+    example ``<|0.00|><|sil|><|0.54|>面<|0.86|>条<|1.17|>``.  The result has exactly one
+    more time token than words (silences counted).
+    """
+    if not words:
+        raise TagError("SRWT needs at least one word")
+    end_of_clip = min(duration, MAX_AUDIO_SECONDS)
+    cuts: list[float] = []  # boundaries; segments between them
+    labels: list[str] = []
+    prev_end = 0.0
+    for i, (word, start, end) in enumerate(words):
+        if not word.strip() or _TOKEN_RE.search(word):
+            raise TagError(f"bad SRWT word {word!r}")
+        if not (0.0 <= start <= end <= end_of_clip + 0.01):
+            raise TagError(f"word {word!r} has times {start:.3f}-{end:.3f} outside the clip")
+        if i and start < prev_end - 0.01:
+            raise TagError(f"word {word!r} starts before the previous word ends")
+        gap = start - prev_end
+        if gap > sil_threshold:
+            cuts.append(prev_end)
+            labels.append(SIL)
+            cuts.append(start)
+        elif i == 0:
+            cuts.append(start if start > 0 else 0.0)
+        else:
+            cuts[-1] = (prev_end + start) / 2  # share one boundary with the previous word
+        labels.append(word.strip())
+        cuts.append(end)
+        prev_end = end
+    if end_of_clip - prev_end > sil_threshold:
+        labels.append(SIL)
+        cuts.append(end_of_clip)
+    ticks = [min(round(c * 100), round(end_of_clip * 100), 3000) for c in cuts]
+    for j in range(1, len(ticks)):
+        ticks[j] = max(ticks[j], ticks[j - 1])  # rounding never reverses order
+    out = [TIME_TOKENS[ticks[0]]]
+    for label, tick in zip(labels, ticks[1:], strict=True):
+        out.append(label)
+        out.append(TIME_TOKENS[tick])
+    return "".join(out)
+
+
+def parse_srwt(target: str) -> list[tuple[str, float, float]]:
+    """Parse an SRWT target into ``(word, start, end)``; silences come back as ``<|sil|>``.
+
+    Raises :class:`TagError` unless there is exactly one more time token than words and
+    times never decrease, the checks the released scorer relies on.
+    """
+    check_tokens(target)
+    parts = _TIME_RE.split(target)
+    # parts: [before, t0, seg0, t1, seg1, ..., tn, after]
+    if len(parts) < 3 or parts[0].strip() or parts[-1].strip():
+        raise TagError(f"SRWT target must start and end with a time token: {target[:60]!r}")
+    times = [float(t) for t in parts[1::2]]
+    segs = parts[2:-1:2]
+    if any(not s.strip() for s in segs):
+        raise TagError("SRWT target has two time tokens with no word between them")
+    if any(b < a for a, b in zip(times, times[1:], strict=False)):
+        raise TagError("SRWT times decrease")
+    return [(s.strip(), times[i], times[i + 1]) for i, s in enumerate(segs)]
