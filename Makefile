@@ -10,11 +10,12 @@ RAW    ?=
 OUT    ?=
 ALIGN  ?= 1
 
-BUILD_ARGS := recipe=$(RECIPE) source=$(SOURCE) \
+comma  := ,
+BUILD_ARGS := recipe=$(if $(findstring $(comma),$(RECIPE)),[$(RECIPE)],$(RECIPE)) source=$(SOURCE) \
 	$(if $(RAW),raw=$(RAW)) $(if $(OUT),out=$(OUT)) \
 	$(if $(filter 0,$(ALIGN)),align.enabled=false)
 
-.PHONY: setup lock build-dataset demo test test-all lint clean-data
+.PHONY: setup lock build-dataset demo test test-all lint clean-data verify inspect
 
 setup: $(STAMP)
 
@@ -48,6 +49,16 @@ test-all: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check pipeline dataset_recipes trainer tests bench
+
+# Reread every shard of an output directory against index.json and FORMAT.md (issue 6).
+verify: $(STAMP)
+	@test -n "$(OUT)" || { echo "usage: make verify OUT=<output dir, e.g. data/shards/clotho>"; exit 2; }
+	$(PY) -m pipeline.verify $(OUT)
+
+# Print a few samples (prompts, targets, durations) of an output directory or one shard.
+inspect: $(STAMP)
+	@test -n "$(OUT)" || { echo "usage: make inspect OUT=<output dir or .tar shard>"; exit 2; }
+	$(PY) -m pipeline.inspect $(OUT)
 
 clean-data:
 	rm -rf data/shards data/samples

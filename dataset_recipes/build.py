@@ -27,8 +27,13 @@ from pipeline.stages import BuildOptions
 log = logging.getLogger("build")
 
 
-def _names(spec: str) -> list[str]:
-    names = list(RECIPES) if spec == "all" else [n.strip() for n in str(spec).split(",") if n.strip()]
+def _names(spec: Any) -> list[str]:
+    if spec == "all":
+        names = list(RECIPES)
+    elif isinstance(spec, str):
+        names = [n.strip() for n in spec.split(",") if n.strip()]
+    else:  # a Hydra list: recipe=[clotho,librispeech]
+        names = [str(n) for n in spec]
     for n in names:
         get_recipe(n)  # unknown names fail before any work, listing the choices
     return names

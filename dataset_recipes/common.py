@@ -29,9 +29,10 @@ def find_root(raw: Path, info: CorpusInfo, is_root: Callable[[Path], bool],
 
 
 def rel(path: Path, root: Path) -> str:
-    """``path`` relative to the corpus root's parent (what users see in rejects)."""
+    """``path`` relative to the corpus root (what samples and rejects name), so the same
+    corpus gives the same sample metadata wherever it is unpacked."""
     try:
-        return str(path.relative_to(root.parent))
+        return str(path.relative_to(root))
     except ValueError:
         return str(path)
 

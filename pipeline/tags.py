@@ -365,7 +365,8 @@ def srwt_target(
             raise TagError(f"word {word!r} starts before the previous word ends")
         gap = start - prev_end
         if gap > sil_threshold:
-            cuts.append(prev_end)
+            if not cuts:  # leading silence starts at 0.00
+                cuts.append(0.0)
             labels.append(SIL)
             cuts.append(start)
         elif i == 0:

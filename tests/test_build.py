@@ -1,0 +1,184 @@
+"""The build job end to end: shards readable by tarfile and webdataset, exact prompts,
+16 kHz mono FLAC, index/report/card, byte-identical rebuilds, resume after a crash."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import webdataset as wds
+
+from dataset_recipes import RECIPES
+from pipeline import shards as shards_mod
+from pipeline import tags
+from pipeline.build import run_build
+from pipeline.shards import file_md5
+from pipeline.stages import BuildOptions
+
+ROOT = Path(__file__).parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+ASR_EN = "<|startoftranscript|><|en|><|transcribe|><|en|><|notimestamps|><|wo_itn|>"
+AAC = "<|startofanalysis|><|unknown|><|caption|><|en|><|notimestamps|><|caption_clotho|>"
+
+
+def _local_build(name: str, out: Path, raw: Path, **opts) -> dict:
+    recipe = RECIPES[name]
+    corpus = recipe.locate(recipe.make_sample(raw))
+    return run_build(recipe, corpus, out, BuildOptions(**opts), runner="local", progress=False)
+
+
+def _tar_bytes(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.glob("*.tar"))}
+
+
+@pytest.fixture(scope="module")
+def ray_build(tmp_path_factory) -> Path:
+    """`python -m dataset_recipes.build recipe=librispeech,clotho source=sample` on local Ray."""
+    root = tmp_path_factory.mktemp("ray")
+    cmd = [sys.executable, "-m", "dataset_recipes.build", "recipe=[librispeech,clotho]",
+           "source=sample", f"out={root}", "align.enabled=false", "shard_size=8",
+           "progress=false", "workers=2"]
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    proc = subprocess.run(cmd, cwd=tmp_path_factory.mktemp("cwd"), env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "librispeech: 24 samples" in proc.stdout and "clotho: 14 samples" in proc.stdout
+    return root
+
+
+def test_shards_read_back_with_tarfile_and_webdataset(ray_build):
+    out = ray_build / "librispeech"
+    names = sorted(p.name for p in out.glob("*.tar"))
+    assert names == ["librispeech-dev-clean-000000.tar"] + [
+        f"librispeech-train-clean-100-{i:06d}.tar" for i in range(3)]
+    keys = []
+    for shard in names:
+        with tarfile.open(out / shard) as tar:
+            members = tar.getnames()
+        assert all(m.count(".") == 1 for m in members)  # key has no dots
+        assert members[0::2] == [m.replace(".json", ".flac") for m in members[1::2]]
+        for sample in wds.WebDataset(str(out / shard), shardshuffle=False, empty_check=False):
+            assert set(sample) >= {"__key__", "flac", "json"}
+            meta = json.loads(sample["json"])
+            pcm, sr = sf.read(io.BytesIO(sample["flac"]), dtype="int16")
+            assert sr == 16000 and pcm.ndim == 1
+            assert abs(len(pcm) / sr - meta["duration"]) < 1e-3
+            assert meta["tasks"][0]["prompt"] == ASR_EN and meta["language"] == "en"
+            assert meta["format_version"] == 1 and meta["key"] == sample["__key__"]
+            keys.append(sample["__key__"])
+    assert len(keys) == len(set(keys)) == 24
+    with tarfile.open(out / "librispeech-dev-clean-000000.tar") as tar:
+        meta = json.load(tar.extractfile("1272-128104-0000.json"))
+    assert meta["tasks"] == [{"task": "asr", "prompt": ASR_EN, "target":
+                              "MISTER QUILTER IS THE APOSTLE OF THE MIDDLE CLASSES AND WE ARE "
+                              "GLAD TO WELCOME HIS GOSPEL"}]
+
+
+def test_index_report_card_and_mixture(ray_build):
+    out = ray_build / "clotho"
+    index = json.loads((out / "index.json").read_text())
+    assert index["__kind__"] == "wids-shard-index-v1"
+    for entry in index["shardlist"]:
+        path = out / entry["url"]
+        assert entry["filesize"] == path.stat().st_size and entry["md5sum"] == file_md5(path)
+        with tarfile.open(path) as tar:
+            assert entry["nsamples"] == len(tar.getnames()) // 2
+    report = json.loads((out / "report.json").read_text())
+    assert report["samples"] == 14 and report["rejects"] == 0
+    dev = report["splits"]["development"]
+    assert dev["role"] == "train" and dev["samples"] == 8
+    assert dev["tasks"]["aac"]["entries"] == 40 and dev["tasks"]["aac"]["prompts"] == [AAC]
+    assert report["wall_seconds"] > 0 and report["audio_seconds_per_second"] > 0
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nlicense: other\n") and "- split: development" in card
+    assert f"`{AAC}`" in card and "drossos2020clotho" in card
+    assert (out / "rejects.jsonl").read_text() == ""
+    mixture = json.loads((ray_build / "mixture.json").read_text())
+    assert [s["name"] for s in mixture["sets"]] == ["clotho", "librispeech"]
+    assert set(mixture["task_weights"]) == {"aac", "asr"}
+    assert abs(sum(mixture["task_weights"].values()) - 1) < 1e-5
+
+
+def test_ray_and_local_builds_are_byte_identical(ray_build, tmp_path):
+    _local_build("clotho", tmp_path / "a", tmp_path / "raw", shard_size=8)
+    _local_build("clotho", tmp_path / "b", tmp_path / "raw2", shard_size=8)
+    a, b, ray = (_tar_bytes(p) for p in (tmp_path / "a", tmp_path / "b", ray_build / "clotho"))
+    assert a == b == ray and len(a) == 3
+    assert (tmp_path / "a" / "index.json").read_bytes() == (
+        ray_build / "clotho" / "index.json").read_bytes()
+
+
+def test_crash_midway_then_rerun_gives_the_same_shards(tmp_path, monkeypatch):
+    clean = tmp_path / "clean"
+    _local_build("librispeech", clean, tmp_path / "raw", shard_size=4)
+    out = tmp_path / "crashed"
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def dying_replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == 5:  # tar, part, tar, part, then killed writing the third tar
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(shards_mod.os, "replace", dying_replace)
+    with pytest.raises(KeyboardInterrupt):
+        _local_build("librispeech", out, tmp_path / "raw", shard_size=4)
+    monkeypatch.setattr(shards_mod.os, "replace", real_replace)
+    assert len(list(out.glob("*.tar"))) == 2 and len(list(out.glob("*.tar.tmp"))) == 1
+    assert not (out / "index.json").exists()  # a half build never looks complete
+    report = _local_build("librispeech", out, tmp_path / "raw", shard_size=4)
+    assert report["samples"] == 24
+    assert _tar_bytes(out) == _tar_bytes(clean) and not list(out.glob("*.tmp"))
+    assert (out / "index.json").read_bytes() == (clean / "index.json").read_bytes()
+
+
+def test_rerun_skips_finished_shards_and_drops_stale_ones(tmp_path):
+    out = tmp_path / "out"
+    _local_build("clotho", out, tmp_path / "raw", shard_size=2)
+    assert len(list(out.glob("*.tar"))) == 8
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("*.tar")}
+    _local_build("clotho", out, tmp_path / "raw", shard_size=2)
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.tar")} == mtimes
+    _local_build("clotho", out, tmp_path / "raw", shard_size=8)
+    assert sorted(p.name for p in out.glob("*.tar")) == [
+        "clotho-development-000000.tar", "clotho-evaluation-000000.tar",
+        "clotho-validation-000000.tar"]
+
+
+def test_bad_items_are_recorded_and_never_fatal(tmp_path):
+    recipe = RECIPES["librispeech"]
+    report = run_build(recipe, recipe.locate(FIXTURES / "librispeech"), tmp_path,
+                       BuildOptions(), runner="local", progress=False)
+    assert report["samples"] == 2 and report["rejects"] == 4
+    assert report["splits"]["dev-clean"]["rejects"] == {"parse": 3, "audio": 1}
+    bad = [json.loads(x) for x in (tmp_path / "rejects.jsonl").read_text().splitlines()]
+    audio_reject = next(r for r in bad if r["stage"] == "audio")
+    assert audio_reject["source"] == "dev-clean/1272/128104/1272-128104-0002.flac"
+    assert audio_reject["reason"].startswith("unreadable audio")
+
+
+def test_every_stored_prompt_is_released(ray_build):
+    for tar_path in ray_build.glob("*/*.tar"):
+        for sample in wds.WebDataset(str(tar_path), shardshuffle=False, empty_check=False):
+            for entry in json.loads(sample["json"])["tasks"]:
+                tags.check_tokens(entry["prompt"] + entry["target"])
+                assert tags.parse(entry["prompt"] + entry["target"]).target == entry["target"]
+
+
+def test_cli_errors_name_the_layout_and_the_fix(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "dataset_recipes.build", "recipe=clotho", f"raw={tmp_path}",
+         f"out={tmp_path / 'o'}", "runner=local"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "holds no Clotho v2.1 corpus" in proc.stderr
+    assert "zenodo.org/records/4783391" in proc.stderr and "SOURCE=sample" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "dataset_recipes.build", "recipe=nope"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "unknown recipe 'nope'; choose one of" in proc.stderr
