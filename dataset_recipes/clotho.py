@@ -13,18 +13,32 @@ Each caption becomes one task entry of the clip; the audio is stored once.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from dataset_recipes.common import find_root, read_csv_rows, rel
+from pipeline.download import Remote, download_corpus
 from pipeline.recipe import CorpusInfo, Recipe
 from pipeline.record import Label, Record, Reject, sanitize_key
 
 SPLITS = {"development": "train", "validation": "valid", "evaluation": "test"}
 CAPTIONS = tuple(f"caption_{i}" for i in range(1, 6))
+ZENODO = "https://zenodo.org/records/4783391/files/{name}?download=1"
+#: md5 of every file of Zenodo record 4783391 (Clotho v2.1), as the record lists them.
+MD5 = {
+    "clotho_audio_development.7z": "c8b05bc7acdb13895bb3c6a29608667e",
+    "clotho_audio_validation.7z": "7dba730be08bada48bd15dc4e668df59",
+    "clotho_audio_evaluation.7z": "4569624ccadf96223f19cb59fe4f849f",
+    "clotho_captions_development.csv": "d4090b39ce9f2491908eebf4d5b09bae",
+    "clotho_captions_validation.csv": "5879e023032b22a2c930aaa0528bead4",
+    "clotho_captions_evaluation.csv": "1b16b9e57cf7bdb7f13a13802aeb57e2",
+    "clotho_metadata_development.csv": "170d20935ecfdf161ce1bb154118cda5",
+    "clotho_metadata_validation.csv": "2e010427c56b1ce6008b0f03f41048ce",
+    "clotho_metadata_evaluation.csv": "13946f054d4e1bf48079813aac61bf77",
+}
 
 INFO = CorpusInfo(
     name="clotho",
@@ -169,4 +183,22 @@ def make_sample(target: Path) -> Path:
     return root
 
 
-RECIPE = Recipe(info=INFO, locate=locate, prepare=prepare, make_sample=make_sample)
+def download(target_dir: Path, *, splits: Iterable[str] | None = None,
+             force: bool = False) -> Path:
+    """Download Clotho v2.1 from Zenodo into ``target_dir`` (captions and metadata CSVs,
+    and each ``clotho_audio_<split>.7z`` unpacked to ``<split>/``); return it.
+
+    ``splits`` picks among development, validation, evaluation (default: all, about 7 GB).
+    """
+    chosen = list(splits) if splits else list(SPLITS)
+    unknown = [s for s in chosen if s not in SPLITS]
+    if unknown:
+        raise ValueError(f"unknown Clotho split(s) {unknown}; choose from {', '.join(SPLITS)}")
+    names = [f"clotho_{kind}_{s}.{ext}" for s in chosen
+             for kind, ext in (("captions", "csv"), ("metadata", "csv"), ("audio", "7z"))]
+    remotes = [Remote(ZENODO.format(name=n), md5=MD5[n], name=n) for n in names]
+    return download_corpus(remotes, Path(target_dir), force=force)
+
+
+RECIPE = Recipe(info=INFO, locate=locate, prepare=prepare, make_sample=make_sample,
+                download=download)

@@ -11,12 +11,13 @@ One transcript line: ``1272-128104-0000 MISTER QUILTER IS THE APOSTLE OF THE MID
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import soundfile as sf
 
 from dataset_recipes.common import SAMPLES_DIR, find_root, rel
+from pipeline.download import Remote, download_corpus
 from pipeline.recipe import CorpusInfo, Recipe
 from pipeline.record import Label, Record, Reject
 
@@ -25,6 +26,24 @@ SPLITS = {
     "dev-clean": "valid", "dev-other": "valid", "test-clean": "test", "test-other": "test",
 }
 URL = "https://www.openslr.org/resources/12/{split}.tar.gz"
+#: ``(md5, sha256)`` of each archive: md5 as published in openslr's
+#: https://www.openslr.org/resources/12/md5sum.txt, sha256 as pinned by torchaudio's loader.
+CHECKSUMS = {
+    "dev-clean": ("42e2234ba48799c1f50f24a7926300a1",
+                  "76f87d090650617fca0cac8f88b9416e0ebf80350acb97b343a85fa903728ab3"),
+    "dev-other": ("c8d0bcc9cca99d4f8b62fcc847357931",
+                  "12661c48e8c3fe1de2c1caa4c3e135193bfb1811584f11f569dd12645aa84365"),
+    "test-clean": ("32fa31d27d2e1cad72775fee3f4849a9",
+                   "39fde525e59672dc6d1551919b1478f724438a95aa55f874b576be21967e6c23"),
+    "test-other": ("fb5a50374b501bb3bac4815ee91d3135",
+                   "d09c181bba5cf717b3dee7d4d592af11a3ee3a09e08ae025c5506f6ebe961c29"),
+    "train-clean-100": ("2a93770f6d5c6c964bc36631d331a522",
+                        "d4ddd1d5a6ab303066f14971d768ee43278a5f2a0aa43dc716b0e64ecbbbf6e2"),
+    "train-clean-360": ("c0e676e450a7ff2f54aeade5171606fa",
+                        "146a56496217e96c14334a160df97fffedd6e0a04e66b9c5af0d40be3c792ecf"),
+    "train-other-500": ("d1a0fd59409feb2c614ce4d30c387708",
+                        "ddb22f27f96ec163645d53215559df6aa36515f26e01dd70798188350adcb6d2"),
+}
 _LINE = re.compile(r"^(\d+-\d+-\d+)\s+(\S.*)$")
 
 INFO = CorpusInfo(
@@ -120,4 +139,18 @@ def make_sample(target: Path) -> Path:
     return Path(target)
 
 
-RECIPE = Recipe(info=INFO, locate=locate, prepare=prepare, make_sample=make_sample)
+def download(target_dir: Path, *, splits: Iterable[str] | None = None,
+             force: bool = False) -> Path:
+    """Download and extract the LibriSpeech archives of ``splits`` (default: all seven,
+    about 60 GB) from openslr into ``target_dir``; return it (``locate`` accepts it)."""
+    chosen = list(splits) if splits else list(SPLITS)
+    unknown = [s for s in chosen if s not in SPLITS]
+    if unknown:
+        raise ValueError(f"unknown LibriSpeech split(s) {unknown}; choose from {', '.join(SPLITS)}")
+    remotes = [Remote(URL.format(split=s), md5=CHECKSUMS[s][0], sha256=CHECKSUMS[s][1])
+               for s in chosen]
+    return download_corpus(remotes, Path(target_dir), force=force)
+
+
+RECIPE = Recipe(info=INFO, locate=locate, prepare=prepare, make_sample=make_sample,
+                download=download)

@@ -1,0 +1,241 @@
+"""GTZAN (music genre recognition, 10 genres x 100 clips, task ``mgr``).
+
+Two layouts are read, whichever the corpus folder holds (the original first)::
+
+    genres/<genre>/<genre>.000NN.au                 original archive genres.tar.gz
+    genres_original/<genre>/<genre>.000NN.wav       common re-upload (Kaggle "Data/")
+
+Clips are about 30 s (many a few milliseconds over), 22.05 kHz mono.  One file name:
+``genres/blues/blues.00000.au`` -> genre ``blues``.  GTZAN ships no label file: the
+folder and the file name carry the genre, and both must agree.
+
+Prompt: no released GTZAN prompt; music genre uses the closest existing output
+instruction, ``<|song_meta|>`` (documented choice of :func:`pipeline.tags.genre_prompt`).
+Target: the genre as a readable word; only ``hiphop`` changes (-> ``hip hop``).
+Long audio: ``truncate`` (the genre holds for any 30 s of the clip, and clips a few
+milliseconds over 30 s would otherwise be lost); the report counts truncated clips.
+Splits: GTZAN has no official split; this recipe uses the widely used fault-filtered
+split (Kereliuk, Sturm and Larsen 2015; lists as in jordipons/sklearn-audio-transfer-
+learning and torchaudio's ``GTZAN(subset=...)``): 443 train, 197 valid, 290 test.  The 70
+clips it leaves out (repetitions, mislabelings, distortions) are rejects saying so.
+Unreadable files are rejects at parse time; ``jazz.00054.wav`` of the re-upload is
+known to be corrupt and ends as such a reject while the build goes on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from dataset_recipes.common import find_root, rel
+from pipeline.recipe import CorpusInfo, Recipe
+from pipeline.record import Label, Record, Reject, sanitize_key
+
+GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop",
+          "reggae", "rock")
+LABELS = {g: ("hip hop" if g == "hiphop" else g) for g in GENRES}
+SPLITS = {"train": "train", "valid": "valid", "test": "test"}
+LAYOUTS = (("genres", ".au"), ("genres_original", ".wav"))
+URL = "http://opihi.cs.uvic.ca/sound/genres.tar.gz"
+SHA256 = "24347e0223d2ba798e0a558c4c172d9d4a19c00bb7963fe055d183dadb4ef2c6"  # as torchaudio
+KNOWN_CORRUPT = {"jazz.00054.wav"}
+
+#: Fault-filtered split: clip numbers per genre (ranges inclusive).
+FILTERED: dict[str, dict[str, str]] = {
+    "train": {
+        "blues": "29-49,73-97", "classical": "30-33,43-48,50-67,80-99",
+        "country": "19-26,28-29,65-99",
+        "disco": "5,15-20,22-37,39-45,47,49,53-54,56-57,59,61,70,73-74,89",
+        "hiphop": "2-25,28-29,31-38,41-42,55-61,77-80", "jazz": "0-1,11-24,41,47-72",
+        "metal": "2-3,5,21,24,35,46-57,59-66,69,71-72,79-80,84,86,89-99",
+        "pop": "2-9,11-12,16-20,23-29,31-36,38-42,44,46,49-50,80,97-99",
+        "reggae": "0-2,4,6,9,11-12,14-32,42-45,49-51,54-60,63,69",
+        "rock": "0-9,16-26,57-70,91-99",
+    },
+    "valid": {
+        "blues": "0-11,50-60", "classical": "0-10,68-76",
+        "country": "0-7,9-18,27,41-42,45,49",
+        "disco": "0,2-4,6-14,46,48,52,67-68,72,75,90,95", "hiphop": "81-98",
+        "jazz": "2-10,25-32", "metal": "0-1,6-11,16-20,36-37,68,76-77,81-82",
+        "pop": "10,53,55,58-62,81,83-86", "reggae": "61-62,70,72,74,76-78,85,92-99",
+        "rock": "38,49-56,71-85",
+    },
+    "test": {
+        "blues": "12-28,61-72,98-99", "classical": "11-29,34-41,49,77-79",
+        "country": "30-40,43-44,46-48,50-51,53-64",
+        "disco": "1,21,58,62-66,69,76-88,91-94,96-97,99",
+        "hiphop": "0,26-27,30,40,43-45,51-54,62-75,99", "jazz": "73-99",
+        "metal": "12-15,22-23,25-33,38-39,67,70,73-75,78,83,85,87-88",
+        "pop": "0-1,13-14,43,63-66,69-79,82,88-96",
+        "reggae": "34-40,46-48,52-53,64-68,71,79,82-84,87-90",
+        "rock": "10-15,27-37,39-48,86-90",
+    },
+}
+_NAME = re.compile(r"^([a-z]+)\.(\d{5})$")
+
+INFO = CorpusInfo(
+    name="gtzan",
+    title="GTZAN Genre Collection",
+    homepage="https://marsyas.info/index.html",
+    licence="no explicit licence; distributed by the authors for research use "
+    "(clips from commercial recordings)",
+    citation="""@article{tzanetakis2002musical,
+  title={Musical genre classification of audio signals},
+  author={Tzanetakis, George and Cook, Perry}, journal={IEEE Transactions on Speech and
+  Audio Processing}, volume={10}, number={5}, pages={293--302}, year={2002}}
+@article{kereliuk2015deep,
+  title={Deep Learning and Music Adversaries}, author={Kereliuk, Corey and Sturm, Bob L.
+  and Larsen, Jan}, journal={IEEE Transactions on Multimedia}, year={2015}}""",
+    tasks=("mgr",),
+    splits=SPLITS,
+    layout="  genres/<genre>/<genre>.000NN.au  (original archive)\n"
+    "  or genres_original/<genre>/<genre>.000NN.wav  (common re-upload)\n"
+    f"  with <genre> among {', '.join(GENRES)}",
+    download_hint=f"download {URL} and extract it into RAW (tar xzf genres.tar.gz -C RAW), "
+    "or let the recipe's download() do it; when that server is down, the Kaggle re-upload "
+    "'andradaolteanu/gtzan-dataset-music-genre-classification' unzipped into RAW works too",
+    long_audio="truncate",
+    notes="Task mgr uses <|song_meta|> (documented choice: no released GTZAN prompt). "
+    "Target = genre, hiphop -> hip hop. long_audio=truncate: clips are ~30.0-30.1 s and the "
+    "genre holds for any 30 s. Splits: fault-filtered split (Kereliuk et al. 2015; 443/197/"
+    "290); the 70 clips it excludes are rejects. jazz.00054.wav of the re-upload is corrupt "
+    "and is a reject.",
+)
+
+
+def _numbers(spec: str) -> set[int]:
+    out: set[int] = set()
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+_SPLIT_OF = {(genre, n): split for split, genres in FILTERED.items()
+             for genre, spec in genres.items() for n in _numbers(spec)}
+
+
+def _audio_dir(path: Path) -> tuple[Path, str] | None:
+    for folder, ext in LAYOUTS:
+        if any((path / folder / g).is_dir() for g in GENRES):
+            return path / folder, ext
+    return None
+
+
+def locate(raw: Path) -> Path:
+    """The folder holding ``genres/`` or ``genres_original/``: ``raw`` or a direct child."""
+    return find_root(raw, INFO, lambda p: _audio_dir(p) is not None, ("gtzan", "Data"))
+
+
+def _check(path: Path, root: Path, genre: str) -> tuple[str, str] | Reject:
+    """``(split, key)`` of one clip, or the reason it cannot be used."""
+    m = _NAME.match(path.stem)
+    if genre not in GENRES:
+        return Reject(INFO.name, "unknown", rel(path, root),
+                      f"unknown genre folder {genre!r}; GTZAN genres are {', '.join(GENRES)}")
+    if not m or m.group(1) != genre:
+        return Reject(INFO.name, "unknown", rel(path, root),
+                      f"file name is not '{genre}.000NN' inside the {genre}/ folder")
+    split = _SPLIT_OF.get((genre, int(m.group(2))))
+    if split is None:
+        return Reject(INFO.name, "excluded", rel(path, root),
+                      "left out by the fault-filtered split (Kereliuk et al. 2015: "
+                      "repetition, mislabeling or distortion)")
+    try:
+        sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as err:
+        hint = " (a known corrupt file of the re-upload)" if path.name in KNOWN_CORRUPT else ""
+        detail = getattr(err, "error_string", err)
+        return Reject(INFO.name, split, rel(path, root), f"unreadable audio{hint}: {detail}")
+    return split, sanitize_key(path.stem)
+
+
+def prepare(root: Path) -> Iterator[Record | Reject]:
+    """Records of every clip of the first layout found (``genres/`` before the re-upload)."""
+    found = _audio_dir(root)
+    if found is None:
+        raise FileNotFoundError(f"{root}: neither genres/ nor genres_original/ holds genre "
+                                "folders; pass the folder that contains one of them")
+    audio_dir, ext = found
+    for folder in sorted(p for p in audio_dir.iterdir() if p.is_dir()):
+        for path in sorted(folder.glob(f"*{ext}")):
+            checked = _check(path, root, folder.name)
+            if isinstance(checked, Reject):
+                yield checked
+                continue
+            split, key = checked
+            yield Record(INFO.name, split, key, str(path), rel(path, root), "unknown",
+                         (Label.make("mgr", LABELS[folder.name]),))
+
+
+def download(target_dir: Path) -> Path:
+    """Fetch and extract the original ``genres.tar.gz`` into ``target_dir``; return the root."""
+    from pipeline.download import Remote, download_corpus
+
+    download_corpus([Remote(URL, sha256=SHA256, name="genres.tar.gz")], Path(target_dir))
+    return locate(Path(target_dir))
+
+
+# ------------------------------------------------------------------ sample corpus
+#: genre -> (beats per minute, chord root Hz, timbre, drums)
+_STYLE = {
+    "blues": (90, 110.0, "saw", "shuffle"), "classical": (60, 261.6, "sine", "none"),
+    "country": (110, 196.0, "pluck", "backbeat"), "disco": (120, 220.0, "saw", "four"),
+    "hiphop": (92, 55.0, "sine", "boombap"), "jazz": (140, 146.8, "sine", "ride"),
+    "metal": (160, 82.4, "dist", "double"), "pop": (118, 261.6, "pluck", "four"),
+    "reggae": (75, 196.0, "pluck", "onedrop"), "rock": (130, 110.0, "dist", "backbeat"),
+}
+SAMPLE_CLIPS = {
+    "train": ["blues.00029", "classical.00030", "country.00019", "disco.00005", "hiphop.00002",
+              "jazz.00000", "metal.00002", "pop.00002", "reggae.00000", "rock.00000"],
+    "valid": ["blues.00000", "jazz.00002"],
+    "test": ["metal.00012", "pop.00000"],
+}
+
+
+def _clip(genre: str, rng: np.random.Generator, seconds: float = 30.05,
+          sr: int = 22050) -> np.ndarray:
+    """A stylized loop: chords in the genre's timbre over a drum pattern at its tempo."""
+    bpm, root_hz, timbre, drums = _STYLE[genre]
+    t = np.arange(int(seconds * sr)) / sr
+    beat = 60.0 / bpm
+    chord_of = np.array([1.0, 4 / 3, 3 / 2, 4 / 3])[(t // (4 * beat)).astype(int) % 4]
+    x = np.zeros(len(t))
+    for ratio in (1.0, 5 / 4, 3 / 2):
+        phase = 2 * np.pi * root_hz * ratio * chord_of * t
+        x += {"sine": np.sin(phase), "saw": 2 * ((phase / (2 * np.pi)) % 1) - 1,
+              "pluck": np.sin(phase) * np.exp(-(t % beat) * 6),
+              "dist": np.tanh(4 * np.sin(phase))}[timbre]
+    x *= 0.15
+    hits = {"none": [], "four": [0, 1, 2, 3], "backbeat": [0, 2], "shuffle": [0, 1.67, 2, 3.67],
+            "boombap": [0, 1.5, 2.5], "ride": [0, 1, 1.67, 2, 3, 3.67], "double": [0, 0.5, 1,
+            1.5, 2, 2.5, 3, 3.5], "onedrop": [2]}[drums]
+    n = int(0.08 * sr)
+    kick = np.sin(2 * np.pi * 60 * t[:n]) * np.exp(-t[:n] * 40)
+    for bar in np.arange(0, seconds, 4 * beat):
+        for h in hits:
+            i = int((bar + h * beat) * sr)
+            if i + n <= len(x):
+                x[i:i + n] += 0.6 * kick + 0.05 * rng.standard_normal(n) * np.exp(-t[:n] * 60)
+    return np.clip(x, -1, 1).astype(np.float32)
+
+
+def make_sample(target: Path) -> Path:
+    """Write a small GTZAN in the original ``genres/`` layout (30.05 s ``.au`` clips)."""
+    root = Path(target)
+    rng = np.random.default_rng(22050)
+    for names in SAMPLE_CLIPS.values():
+        for stem in names:
+            genre = stem.split(".")[0]
+            (root / "genres" / genre).mkdir(parents=True, exist_ok=True)
+            sf.write(root / "genres" / genre / f"{stem}.au", _clip(genre, rng), 22050,
+                     format="AU", subtype="PCM_16")
+    return root
+
+
+RECIPE = Recipe(info=INFO, locate=locate, prepare=prepare, make_sample=make_sample,
+                download=download)

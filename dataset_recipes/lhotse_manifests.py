@@ -1,0 +1,256 @@
+"""Any corpus with a Lhotse recipe, read from its Lhotse manifests (registered as ``lhotse``).
+
+Run the corpus's Lhotse recipe first (``lhotse prepare <corpus> <corpus_dir> <out_dir>``,
+e.g. ``lhotse prepare librispeech LibriSpeech manifests``); RAW is that output folder::
+
+    <prefix>_recordings_<part>.jsonl.gz     RecordingSet (one AudioSource of type "file")
+    <prefix>_supervisions_<part>.jsonl.gz   SupervisionSet (text, language, optional
+                                            word alignment ``alignment["word"]``)
+
+One supervision line: ``{"id": "1272-128104-0000", "recording_id": "1272-128104-0000",
+"start": 0.0, "duration": 5.855, "channel": 0, "text": "MISTER QUILTER ...",
+"language": "English", "speaker": "1272"}``
+
+Manifests are read with :func:`lhotse.load_manifest`.  Each supervision gives one record
+with an ASR label (released ASR prompt, audio language from ``language``: a code such as
+``en`` or a name such as ``English``; a language without a Qwen-Audio token is a reject
+naming it).  When the supervision has word alignments, the SRWT target is written from
+them here (pause symbols such as ``""``, ``<eps>``, ``sil``, ``<sil>`` are gaps, and gaps
+over 0.2 s become ``<|sil|>``) and the alignment stage is skipped (``align=False``);
+otherwise ``align=True`` lets the alignment stage add SRWT when it is enabled.
+
+Audio: the record's audio is the recording's file, so only supervisions that cover their
+whole recording (start 0, duration within 0.05 s of the recording's) are used.  A
+supervision that is a segment of a longer recording is a reject saying how to cut the
+recordings with Lhotse first (``CutSet.from_manifests(...).trim_to_supervisions()
+.save_audios(dir)`` and new manifests).  Recordings with several sources, non-file
+sources, or transforms (speed perturbation...) are rejects too.
+Split names are the manifest part names (``dev-clean``, ``train``...); the role comes
+from the name: ``dev``/``val`` -> valid, ``test``/``eval`` -> test, anything else train.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from dataset_recipes.common import SAMPLES_DIR, find_root, rel
+from pipeline import tags
+from pipeline.recipe import CorpusInfo, Recipe, SplitRole
+from pipeline.record import Label, Record, Reject, sanitize_key
+
+_REC = re.compile(r"^(?:(.*)_)?recordings(?:_(.+))?\.jsonl(?:\.gz)?$")
+PAUSE_SYMBOLS = frozenset({"", "<eps>", "sil", "<sil>", "sp", "spn", "<unk>"})
+LANGUAGE_NAMES = {"english": "en", "chinese": "zh", "mandarin": "zh", "german": "de",
+                  "spanish": "es", "korean": "ko", "french": "fr", "japanese": "ja",
+                  "italian": "it"}
+WHOLE_TOLERANCE = 0.05
+
+
+class RoleByName(dict):  # type: ignore[type-arg]
+    """Split roles inferred from split names (``get`` never misses): for corpora whose
+    split names are not known in advance (Lhotse parts, user manifests)."""
+
+    def get(self, name: str, default: Any = None) -> SplitRole:
+        """``valid`` for dev/val names, ``test`` for test/eval names, else ``train``."""
+        low = name.lower()
+        if "train" in low:
+            return "train"
+        if "test" in low or "eval" in low:
+            return "test"
+        if "dev" in low or "val" in low:
+            return "valid"
+        return "train"
+
+
+INFO = CorpusInfo(
+    name="lhotse",
+    title="Lhotse manifests (any corpus with a Lhotse recipe)",
+    homepage="https://github.com/lhotse-speech/lhotse",
+    licence="that of the underlying corpus (see its Lhotse recipe); Lhotse: Apache-2.0",
+    citation="""@inproceedings{zelasko2021lhotse,
+  title={Lhotse: a speech data representation library for the modern deep learning
+  ecosystem}, author={{\\.Z}elasko, Piotr and Povey, Daniel and Trmal, Jan and
+  Khudanpur, Sanjeev}, booktitle={NeurIPS Data-Centric AI Workshop}, year={2021}}""",
+    tasks=("asr", "srwt"),
+    splits=RoleByName(),
+    layout="  <prefix>_recordings_<part>.jsonl.gz and <prefix>_supervisions_<part>.jsonl.gz\n"
+    "  (the output folder of `lhotse prepare <corpus> ...`)",
+    download_hint="run the corpus's Lhotse recipe, e.g. `lhotse download librispeech DIR` and "
+    "`lhotse prepare librispeech DIR/LibriSpeech RAW`, and pass that output folder as RAW",
+    notes="ASR from supervision text; SRWT written from Lhotse word alignments when present "
+    "(align=False), else left to the alignment stage. Only supervisions covering their whole "
+    "recording are used; segments of longer recordings are rejects (cut them with Lhotse "
+    "first). Split roles from part names: dev/val -> valid, test/eval -> test, else train.",
+)
+
+
+def _pairs(root: Path) -> list[tuple[str, Path, Path]]:
+    """``(split, recordings, supervisions)`` for every manifest pair in ``root``."""
+    out = []
+    for path in sorted(root.iterdir()):
+        m = _REC.match(path.name)
+        if m:
+            sup = path.with_name(path.name.replace("recordings", "supervisions", 1))
+            out.append((m.group(2) or m.group(1) or "all", path, sup))
+    return out
+
+
+def locate(raw: Path) -> Path:
+    """The folder holding ``*_recordings_*.jsonl.gz``: ``raw`` or a direct child of it."""
+    return find_root(raw, INFO, lambda p: bool(_pairs(p)), ("manifests", "data"))
+
+
+def language_code(lang: str | None) -> str | None:
+    """Qwen-Audio language code of a Lhotse language field, or ``None`` if it has no token."""
+    if not lang:
+        return None
+    low = lang.strip().lower()
+    code = LANGUAGE_NAMES.get(low, low)
+    return code if code in tags.LANGUAGES else None
+
+
+def _audio_path(rec: Any, manifest: Path) -> Path | str:
+    """The recording's file, or why it cannot be used."""
+    if len(rec.sources) != 1 or rec.sources[0].type != "file":
+        kinds = [s.type for s in rec.sources]
+        return f"recording {rec.id} has sources {kinds}; only one 'file' source is supported"
+    if rec.transforms:
+        return f"recording {rec.id} has transforms (e.g. speed perturbation): not supported"
+    path = Path(rec.sources[0].source)
+    for cand in ((path,) if path.is_absolute() else (manifest.parent / path, Path.cwd() / path)):
+        if cand.is_file():
+            return cand
+    return f"audio file {path} of recording {rec.id} is missing"
+
+
+def _srwt(sup: Any, duration: float) -> str | None:
+    words = (sup.alignment or {}).get("word")
+    if not words:
+        return None
+    timed = [(w.symbol, w.start, w.start + w.duration) for w in words
+             if w.symbol.strip().lower() not in PAUSE_SYMBOLS]
+    return tags.srwt_target(timed, duration)
+
+
+def _record(sup: Any, rec: Any, split: str, sup_path: Path, root: Path, line: int
+            ) -> Iterator[Record | Reject]:
+    src = rel(sup_path, root)
+
+    def reject(reason: str, task: str | None = None) -> Reject:
+        return Reject(INFO.name, split, src, reason, line=line, key=sanitize_key(sup.id),
+                      task=task)
+
+    if sup.start > WHOLE_TOLERANCE or abs(sup.duration - rec.duration) > WHOLE_TOLERANCE:
+        yield reject(f"supervision {sup.id} covers {sup.start:.2f}-{sup.end:.2f} s of a "
+                     f"{rec.duration:.2f} s recording; only whole-recording supervisions are "
+                     "supported: cut first with CutSet.from_manifests(...)"
+                     ".trim_to_supervisions().save_audios(DIR) and export new manifests")
+        return
+    lang = language_code(sup.language)
+    text = " ".join((sup.text or "").split())
+    audio = _audio_path(rec, sup_path)
+    if lang is None:
+        yield reject(f"language {sup.language!r} has no Qwen-Audio token (choose one of "
+                     f"{', '.join(tags.LANGUAGES)})")
+    elif not text:
+        yield reject(f"supervision {sup.id} has no text")
+    elif isinstance(audio, str):
+        yield reject(audio)
+    else:
+        labels = [Label.make("asr", text, lang=lang)]
+        try:
+            srwt = _srwt(sup, rec.duration)
+        except tags.TagError as err:
+            srwt = None
+            yield reject(f"word alignment unusable for SRWT: {err}", task="srwt")
+        if srwt:
+            labels.append(Label.make("srwt", srwt, lang=lang))
+        has_words = bool((sup.alignment or {}).get("word"))
+        yield Record(INFO.name, split, sanitize_key(sup.id), str(audio), rel(audio, root),
+                     lang, tuple(labels), align=not has_words)
+
+
+def _load(path: Path, split: str, root: Path) -> tuple[list[tuple[int, Any]], list[Reject]]:
+    """``(line, item)`` of a manifest loaded with Lhotse; when Lhotse cannot read the file,
+    each bad line is a reject and the others are kept."""
+    import gzip
+    import json
+
+    from lhotse import load_manifest
+
+    try:
+        return list(enumerate(load_manifest(path), 1)), []
+    except Exception:  # noqa: BLE001 - any failure: reread line by line to name the bad lines
+        pass
+    opener = gzip.open if path.suffix == ".gz" else open
+    rejects, good = [], []
+    with opener(path, "rt", encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                good.append((n, json.loads(line)))
+            except json.JSONDecodeError as err:
+                rejects.append(Reject(INFO.name, split, rel(path, root),
+                                      f"malformed JSON line: {err.msg}", line=n))
+    from lhotse.serialization import deserialize_item
+
+    return [(n, deserialize_item(d)) for n, d in good], rejects
+
+
+def prepare(root: Path) -> Iterator[Record | Reject]:
+    """Records of every manifest pair in ``root``; the split is the manifest's part name."""
+    for split, rec_path, sup_path in _pairs(root):
+        if not sup_path.is_file():
+            yield Reject(INFO.name, split, rel(rec_path, root),
+                         f"no supervisions manifest {sup_path.name} next to it")
+            continue
+        recs, bad_recs = _load(rec_path, split, root)
+        sups, bad_sups = _load(sup_path, split, root)
+        yield from bad_recs + bad_sups
+        by_id = {r.id: r for _, r in recs}
+        used: dict[str, int] = defaultdict(int)
+        for line, sup in sups:
+            rec = by_id.get(sup.recording_id)
+            if rec is None:
+                yield Reject(INFO.name, split, rel(sup_path, root), f"supervision {sup.id} "
+                             f"names recording {sup.recording_id}, absent from {rec_path.name}",
+                             line=line)
+                continue
+            used[rec.id] += 1
+            yield from _record(sup, rec, split, sup_path, root, line)
+        for line, rec in recs:
+            if rec.id not in used:
+                yield Reject(INFO.name, split, rel(rec_path, root),
+                             f"recording {rec.id} has no supervision", line=line)
+
+
+def make_sample(target: Path) -> Path:
+    """Write Lhotse manifests (made with Lhotse's classes) over the bundled speech."""
+    import json
+    import shutil
+
+    from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
+
+    root = Path(target)
+    (root / "audio").mkdir(parents=True, exist_ok=True)
+    sentences = json.loads((SAMPLES_DIR / "espeak" / "sentences.json").read_text())
+    parts = {"train": sorted(sentences)[:16], "dev": sorted(sentences)[16:]}
+    for part, ids in parts.items():
+        recs, sups = [], []
+        for sid in ids:
+            shutil.copyfile(SAMPLES_DIR / "espeak" / f"{sid}.flac", root / "audio" / f"{sid}.flac")
+            rec = Recording.from_file(root / "audio" / f"{sid}.flac", recording_id=sid)
+            rec.sources[0].source = f"audio/{sid}.flac"  # relative to the manifest folder
+            recs.append(rec)
+            sups.append(SupervisionSegment(id=sid, recording_id=sid, start=0.0,
+                                           duration=rec.duration, channel=0,
+                                           text=sentences[sid], language="English"))
+        RecordingSet.from_recordings(recs).to_file(root / f"sample_recordings_{part}.jsonl.gz")
+        SupervisionSet.from_segments(sups).to_file(root / f"sample_supervisions_{part}.jsonl.gz")
+    return root
+
+
+RECIPE = Recipe(info=INFO, locate=locate, prepare=prepare, make_sample=make_sample)

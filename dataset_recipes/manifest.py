@@ -1,0 +1,199 @@
+"""A user's own corpus, described by one manifest file (JSONL or CSV).
+
+RAW is the manifest file itself, or its folder holding ``manifest.jsonl`` /
+``manifest.csv`` (or exactly one ``*.jsonl`` / ``*.csv``).  One row per task entry:
+
+=========== ========================================================================
+field       meaning
+=========== ========================================================================
+audio       audio file, relative to the manifest's folder (or absolute); required
+task        one of pipeline.tags.TASKS: asr srwt s2tt aac asc ser vsc mna aqa sec mc mgr
+text        the target text (``label`` is accepted as another name for it); required
+language    spoken language code (en zh de es ko fr ja it); required for asr, srwt and
+            s2tt, ``unknown`` (no speech) by default
+split       split name, ``train`` by default; role from the name (dev/val -> valid,
+            test/eval -> test, else train)
+question    the question of an ``aqa`` row
+src_lang    ``s2tt`` source language (default: ``language``); tgt_lang: its target
+key         sample key (default: the audio path without extension, made safe)
+=========== ========================================================================
+
+Example ``manifest.jsonl`` lines::
+
+    {"audio": "clips/a.wav", "task": "asr", "text": "hello world", "language": "en"}
+    {"audio": "clips/a.wav", "task": "s2tt", "text": "hallo Welt", "language": "en",
+     "tgt_lang": "de"}
+    {"audio": "clips/b.wav", "task": "aqa", "question": "Is a dog barking?", "text": "yes",
+     "split": "test"}
+
+Rows naming the same audio in the same split become one sample with several task entries
+(the audio is stored once).  Prompts are those of :data:`pipeline.tags.TASKS` (released
+ones, or the documented choices for sec/mc/mgr).  An ``srwt`` text must already be an
+SRWT target (time tokens around words).  An ``asr`` sample without an ``srwt`` row asks
+the alignment stage for SRWT (``align=True``).  Every bad row is a reject naming the file
+and line; a file without the required columns raises ``ValueError`` naming it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from dataset_recipes.common import SAMPLES_DIR
+from dataset_recipes.lhotse_manifests import RoleByName
+from pipeline import tags
+from pipeline.recipe import CorpusInfo, Recipe, not_found
+from pipeline.record import Label, Record, Reject, sanitize_key
+
+NAMES = ("manifest.jsonl", "manifest.csv")
+REQUIRED = ("audio", "task")
+_ARGS = {"asr": ("lang",), "srwt": ("lang",), "s2tt": ("src_lang", "tgt_lang"),
+         "aqa": ("question",)}
+
+INFO = CorpusInfo(
+    name="manifest",
+    title="User manifest (JSONL or CSV)",
+    homepage="https://github.com/QwenLM/Qwen-Audio",
+    licence="that of the user's own audio and labels",
+    citation="(cite the user's corpus)",
+    tasks=tuple(tags.TASKS),
+    splits=RoleByName(),
+    layout="  manifest.jsonl or manifest.csv with fields audio, task, text (or label) and "
+    "optional language, split, question, src_lang, tgt_lang, key; audio paths relative to it",
+    download_hint="write a manifest for your own audio (see dataset_recipes/manifest.py) and "
+    "pass the file or its folder as RAW",
+    notes="Tasks and prompts as in pipeline.tags.TASKS. Rows on the same audio and split share "
+    "one sample. asr samples without an srwt row are sent to the alignment stage.",
+)
+
+
+def locate(raw: Path) -> Path:
+    """The manifest file: ``raw`` itself, or the one manifest inside the folder ``raw``."""
+    raw = Path(raw)
+    if raw.is_file() and raw.suffix in (".jsonl", ".csv"):
+        return raw
+    if raw.is_dir():
+        for name in NAMES:
+            if (raw / name).is_file():
+                return raw / name
+        found = sorted([*raw.glob("*.jsonl"), *raw.glob("*.csv")])
+        if len(found) == 1:
+            return found[0]
+    raise not_found(INFO, raw, INFO.name)
+
+
+def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """``(line, row)``, or ``(line, reason)`` for a malformed line."""
+    if path.suffix == ".csv":
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+            if missing or not {"text", "label"} & set(reader.fieldnames or []):
+                raise ValueError(f"{path}: missing column(s) {missing or ['text']}; found "
+                                 f"{reader.fieldnames}. Columns: audio, task, text, ...")
+            for row in reader:
+                if None in row or None in row.values():
+                    yield reader.line_num, "malformed CSV row: wrong number of fields"
+                else:
+                    yield reader.line_num, {k: v for k, v in row.items() if v != ""}
+        return
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                yield n, f"malformed JSON line: {err.msg}"
+                continue
+            yield n, row if isinstance(row, dict) else "JSON line is not an object"
+
+
+def _label(row: dict[str, Any]) -> Label | str:
+    """The row's label, or why it is unusable (checked as the build will check it)."""
+    missing = [c for c in REQUIRED if not str(row.get(c, "")).strip()]
+    text = " ".join(str(row.get("text", row.get("label", ""))).split())
+    if missing or not text:
+        return f"missing field(s) {missing + ([] if text else ['text'])}"
+    task, lang = str(row["task"]), str(row.get("language") or "unknown")
+    values = {"lang": lang, "src_lang": str(row.get("src_lang") or lang),
+              "tgt_lang": str(row.get("tgt_lang", "")), "question": str(row.get("question", ""))}
+    args = {a: values[a] for a in _ARGS.get(task, ())}
+    if task in ("asr", "srwt", "s2tt") and lang == "unknown":
+        return f"task {task} needs the spoken 'language'"
+    try:
+        tags.make_entry(task, text, **args)
+        if task == "srwt":
+            tags.parse_srwt(text)
+    except tags.TagError as err:
+        return str(err)
+    return Label.make(task, text, **args)
+
+
+def prepare(root: Path) -> Iterator[Record | Reject]:
+    """One record per (split, audio) of the manifest ``root``; bad rows are rejects."""
+    base, name = root.parent, root.name
+    samples: dict[tuple[str, str], dict[str, Any]] = {}
+    for line, row in _rows(root):
+        if isinstance(row, str):
+            yield Reject(INFO.name, "unknown", name, row, line=line)
+            continue
+        split, label = str(row.get("split") or "train"), _label(row)
+        if isinstance(label, str):
+            yield Reject(INFO.name, split, name, label, line=line)
+            continue
+        audio = Path(str(row["audio"]))
+        path = audio if audio.is_absolute() else base / audio
+        if not path.is_file():
+            yield Reject(INFO.name, split, str(audio), f"listed in {name} line {line} but "
+                         "the audio file is missing", line=line)
+            continue
+        lang = str(row.get("language") or "unknown")
+        key = sanitize_key(str(row.get("key") or audio.with_suffix("")))
+        sample = samples.setdefault((split, str(audio)), {"key": key, "lang": lang,
+                                                          "path": path, "labels": []})
+        if sample["lang"] != lang:
+            yield Reject(INFO.name, split, name, f"language {lang!r} differs from "
+                         f"{sample['lang']!r} of an earlier row on {audio}", line=line)
+            continue
+        sample["labels"].append(label)
+    for (split, audio), s in samples.items():
+        tasks_of = {lb.task for lb in s["labels"]}
+        yield Record(INFO.name, split, s["key"], str(s["path"]), audio, s["lang"],
+                     tuple(s["labels"]), align="asr" in tasks_of and "srwt" not in tasks_of)
+
+
+def make_sample(target: Path) -> Path:
+    """Write a sample manifest: real speech (ASR, S2TT) and a beep clip (AQA, AAC)."""
+    import numpy as np
+    import soundfile as sf
+
+    root = Path(target)
+    (root / "clips").mkdir(parents=True, exist_ok=True)
+    sentences = json.loads((SAMPLES_DIR / "espeak" / "sentences.json").read_text())
+    rows: list[dict[str, str]] = []
+    for i, sid in enumerate(("espeak_00", "espeak_11", "espeak_17")):
+        data, sr = sf.read(SAMPLES_DIR / "espeak" / f"{sid}.flac")
+        sf.write(root / "clips" / f"{sid}.wav", data, sr, subtype="PCM_16")
+        rows.append({"audio": f"clips/{sid}.wav", "task": "asr", "text": sentences[sid],
+                     "language": "en", "split": "test" if i == 2 else "train"})
+    rows.append({"audio": "clips/espeak_00.wav", "task": "s2tt", "language": "en",
+                 "tgt_lang": "de", "text": "Der schnelle braune Fuchs springt über den faulen "
+                 "Hund."})
+    t = np.arange(3 * 16000) / 16000
+    beeps = 0.4 * np.sin(2 * np.pi * 1000 * t) * (np.floor(t * 2) % 2 == 0)
+    sf.write(root / "clips" / "three_beeps.wav", beeps.astype(np.float32), 16000,
+             subtype="PCM_16")
+    rows.append({"audio": "clips/three_beeps.wav", "task": "aqa", "text": "three",
+                 "question": "How many beeps are there?"})
+    rows.append({"audio": "clips/three_beeps.wav", "task": "aac",
+                 "text": "A high pitched electronic tone beeps three times."})
+    (root / "manifest.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return root
+
+
+RECIPE = Recipe(info=INFO, locate=locate, prepare=prepare, make_sample=make_sample)

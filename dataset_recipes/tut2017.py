@@ -1,0 +1,267 @@
+"""TUT Acoustic Scenes 2017 (acoustic scene classification, DCASE 2017 task 1).
+
+Layout (Zenodo records 400515 and 1040168), after extracting the ``.zip`` files into RAW::
+
+    TUT-acoustic-scenes-2017-development/meta.txt      audio/<file>.wav<TAB>scene<TAB>location
+    TUT-acoustic-scenes-2017-development/error.txt     audio/<file>.wav<TAB>... (bad segments)
+    TUT-acoustic-scenes-2017-development/evaluation_setup/fold{1-4}_{train,evaluate,test}.txt
+    TUT-acoustic-scenes-2017-development/audio/<file>.wav   (10 s, 44.1 kHz stereo)
+    TUT-acoustic-scenes-2017-evaluation/meta.txt       audio/<n>.wav<TAB>scene[<TAB>...]
+    TUT-acoustic-scenes-2017-evaluation/audio/<n>.wav
+
+One meta line: ``audio/b020_90_100.wav	beach	b020``
+
+Splits: the official fold 1 of the development set gives ``fold1_train`` (train) and
+``fold1_evaluate`` (valid); the evaluation set is ``evaluation`` (test), as in DCASE 2017
+and Qwen-Audio's TUT2017 test.  A fold row must agree with ``meta.txt`` (same scene); a
+development file in ``meta.txt`` but in neither fold-1 list, and a file in ``audio/`` but
+not in ``meta.txt``, become rejects.  ``error.txt`` lists segments with recording errors
+(e.g. microphone faults): they are rejected, naming the ``error.txt`` line.
+
+Labels: the official scene name with ``_`` read as a space (``city_center`` -> ``city
+center``, ``cafe/restaurant`` kept), the text Qwen-Audio's ASC scorer compares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from dataset_recipes.cochlscene import scene_sound
+from dataset_recipes.common import find_root, rel
+from pipeline.recipe import CorpusInfo, Recipe
+from pipeline.record import Label, Record, Reject, sanitize_key
+
+DEV = "TUT-acoustic-scenes-2017-development"
+EVAL = "TUT-acoustic-scenes-2017-evaluation"
+SPLITS = {"fold1_train": "train", "fold1_evaluate": "valid", "evaluation": "test"}
+SCENES = ("beach", "bus", "cafe/restaurant", "car", "city_center", "forest_path",
+          "grocery_store", "home", "library", "metro_station", "office", "park",
+          "residential_area", "train", "tram")
+DEV_URL = "https://zenodo.org/records/400515/files/"
+EVAL_URL = "https://zenodo.org/records/1040168/files/"
+#: Official archives.  Checksums: the Zenodo records list MD5s, but they were not at hand
+#: when this recipe was written, so they are None (the size check of the download still runs).
+ARCHIVES = (
+    *(DEV_URL + f"{DEV}.audio.{i}.zip" for i in range(1, 11)),
+    DEV_URL + f"{DEV}.meta.zip", DEV_URL + f"{DEV}.error.zip", DEV_URL + f"{DEV}.doc.zip",
+    *(EVAL_URL + f"{EVAL}.audio.{i}.zip" for i in range(1, 5)),
+    EVAL_URL + f"{EVAL}.meta.zip", EVAL_URL + f"{EVAL}.doc.zip",
+)
+
+INFO = CorpusInfo(
+    name="tut2017",
+    title="TUT Acoustic Scenes 2017",
+    homepage="https://zenodo.org/records/400515",
+    licence="non-commercial research use only (Tampere University of Technology EULA, "
+    "see the Zenodo records)",
+    citation="""@inproceedings{mesaros2017dcase,
+  title={{DCASE} 2017 Challenge setup: Tasks, datasets and baseline system},
+  author={Mesaros, Annamaria and Heittola, Toni and Diment, Aleksandr and Elizalde, Benjamin
+  and Shah, Ankit and Vincent, Emmanuel and Raj, Bhiksha and Virtanen, Tuomas},
+  booktitle={DCASE Workshop}, pages={85--92}, year={2017}}""",
+    tasks=("asc",),
+    splits=SPLITS,
+    layout=f"  {DEV}/meta.txt, {DEV}/evaluation_setup/fold1_{{train,evaluate}}.txt, "
+    f"{DEV}/audio/*.wav\n  {EVAL}/meta.txt, {EVAL}/audio/*.wav   (error.txt optional)",
+    download_hint=f"make download, or fetch every .zip of {DEV_URL} and {EVAL_URL} into RAW "
+    "and unzip them there",
+    long_audio="truncate",
+    notes="Target: the scene name with '_' read as a space (city_center -> city center). "
+    "Splits: development fold 1 (fold1_train, fold1_evaluate) and the evaluation set. "
+    "Segments listed in error.txt are rejected.",
+)
+
+
+def _is_root(path: Path) -> bool:
+    return (path / DEV / "meta.txt").is_file() or (path / EVAL / "meta.txt").is_file()
+
+
+def locate(raw: Path) -> Path:
+    """The folder holding the development and/or evaluation folders (``raw`` or a child)."""
+    try:
+        return find_root(raw, INFO, _is_root)
+    except FileNotFoundError:
+        if (Path(raw) / "meta.txt").is_file() and Path(raw).name in (DEV, EVAL):
+            return Path(raw).parent  # the user pointed at one of the two corpus folders
+        raise
+
+
+def _rows(path: Path, root: Path, split: str, ncols: tuple[int, ...]
+          ) -> Iterator[tuple[int, list[str]] | Reject]:
+    """Tab-separated rows of a list file; bad rows become rejects naming file and line."""
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        cols = [c.strip() for c in line.rstrip("\r").split("\t")]
+        if len(cols) not in ncols or not cols[0].startswith("audio/") or not all(cols):
+            yield Reject(INFO.name, split, rel(path, root),
+                         f"malformed line (want {' or '.join(map(str, ncols))} tab-separated "
+                         "fields, the first 'audio/<file>.wav')", line=n)
+            continue
+        yield n, cols
+
+
+Meta = tuple[dict[str, tuple[str, int]], list[Reject], set[str]]
+
+
+def _meta(path: Path, root: Path, split: str) -> Meta:
+    """``meta.txt`` as {audio path: (scene, line)}, rejects for bad and unknown rows, and
+    every audio path named (so a file with a bad row is not also called unlisted)."""
+    table: dict[str, tuple[str, int]] = {}
+    rejects: list[Reject] = []
+    named: set[str] = set()
+    for item in _rows(path, root, split, (2, 3)):
+        if isinstance(item, Reject):
+            rejects.append(item)
+            continue
+        n, cols = item
+        named.add(cols[0])
+        if cols[1] not in SCENES:
+            rejects.append(Reject(INFO.name, split, rel(path, root),
+                                  f"unknown scene {cols[1]!r}; known: {', '.join(SCENES)}",
+                                  line=n))
+        elif cols[0] in table:
+            rejects.append(Reject(INFO.name, split, rel(path, root),
+                                  f"{cols[0]} listed twice (first on line {table[cols[0]][1]})",
+                                  line=n))
+        else:
+            table[cols[0]] = (cols[1], n)
+    return table, rejects, named
+
+
+def _errors(folder: Path, root: Path, split: str) -> dict[str, tuple[int, str]]:
+    path = folder / "error.txt"
+    if not path.is_file():
+        return {}
+    out: dict[str, tuple[int, str]] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        cols = [c.strip() for c in line.split("\t") if c.strip()]
+        if cols:
+            out[cols[0]] = (n, " ".join(cols[1:]) or "listed as erroneous")
+    return out
+
+
+def _record(folder: Path, root: Path, split: str, name: str, scene: str) -> Record:
+    wav = folder / name
+    return Record(INFO.name, split, sanitize_key(Path(name).stem), str(wav), rel(wav, root),
+                  "unknown", (Label.make("asc", scene.replace("_", " ")),))
+
+
+def _check(folder: Path, root: Path, split: str, name: str, line: int, listing: Path,
+           errors: dict[str, tuple[int, str]]) -> Reject | None:
+    """A reject if ``name`` is flagged in error.txt or its audio is missing."""
+    if name in errors:
+        n, what = errors[name]
+        return Reject(INFO.name, split, rel(folder / "error.txt", root),
+                      f"{name} is listed as a bad segment ({what})", line=n)
+    if not (folder / name).is_file():
+        return Reject(INFO.name, split, rel(folder / name, root),
+                      f"listed in {listing.name} line {line} but the audio file is missing",
+                      line=line)
+    return None
+
+
+def _unlisted(folder: Path, root: Path, split: str, listed: set[str]) -> Iterator[Reject]:
+    for wav in sorted((folder / "audio").glob("*.wav")):
+        if f"audio/{wav.name}" not in listed:
+            yield Reject(INFO.name, split, rel(wav, root), "audio file has no line in meta.txt")
+
+
+def _development(root: Path) -> Iterator[Record | Reject]:
+    folder = root / DEV
+    meta, rejects, named = _meta(folder / "meta.txt", root, "fold1_train")
+    yield from rejects
+    errors = _errors(folder, root, "fold1_train")
+    in_folds: set[str] = set()
+    for split in ("fold1_train", "fold1_evaluate"):
+        listing = folder / "evaluation_setup" / f"{split}.txt"
+        if not listing.is_file():
+            raise ValueError(f"{listing}: missing; the development set needs the official "
+                             f"evaluation_setup folder (from {DEV}.meta.zip)")
+        for item in _rows(listing, root, split, (2,)):
+            if isinstance(item, Reject):
+                yield item
+                continue
+            n, (name, scene) = item
+            in_folds.add(name)
+            if meta.get(name, ("",))[0] != scene:
+                why = "is not in meta.txt" if name not in meta else \
+                    f"has scene {scene!r} here but {meta[name][0]!r} in meta.txt"
+                yield Reject(INFO.name, split, rel(listing, root), f"{name} {why}", line=n)
+                continue
+            bad = _check(folder, root, split, name, n, listing, errors)
+            yield bad if bad else _record(folder, root, split, name, scene)
+    for name, (_, n) in meta.items():
+        if name not in in_folds:
+            yield Reject(INFO.name, "fold1_train", rel(folder / "meta.txt", root),
+                         f"{name} is in neither fold1_train.txt nor fold1_evaluate.txt", line=n)
+    yield from _unlisted(folder, root, "fold1_train", named)
+
+
+def _evaluation(root: Path) -> Iterator[Record | Reject]:
+    folder, split = root / EVAL, "evaluation"
+    meta, rejects, named = _meta(folder / "meta.txt", root, split)
+    yield from rejects
+    errors = _errors(folder, root, split)
+    for name, (scene, n) in meta.items():
+        bad = _check(folder, root, split, name, n, folder / "meta.txt", errors)
+        yield bad if bad else _record(folder, root, split, name, scene)
+    yield from _unlisted(folder, root, split, named)
+
+
+def prepare(root: Path) -> Iterator[Record | Reject]:
+    """Records of the development set (fold 1) and the evaluation set, where present."""
+    if (root / DEV / "meta.txt").is_file():
+        yield from _development(root)
+    if (root / EVAL / "meta.txt").is_file():
+        yield from _evaluation(root)
+
+
+def download(target_dir: Path) -> Path:
+    """Fetch and extract the official development and evaluation archives into ``target_dir``."""
+    from pipeline.download import Remote, download_corpus
+
+    return download_corpus([Remote(url) for url in ARCHIVES], Path(target_dir))
+
+
+# ------------------------------------------------------------------ sample corpus
+_SAMPLE_DEV = [("a001", "beach"), ("b002", "bus"), ("c003", "city_center"), ("d004", "park"),
+               ("e005", "tram"), ("f006", "cafe/restaurant")]
+_SAMPLE_EVAL = ["home", "forest_path", "metro_station"]
+
+
+def _write(path: Path, scene: str, rng: np.random.Generator) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = scene_sound(scene.replace("_", " "), 2.0, rng).astype(np.float32)
+    sf.write(path, np.stack([x, 0.9 * x], axis=1), 44100, subtype="PCM_16")
+
+
+def make_sample(target: Path) -> Path:
+    """Write a small TUT 2017 corpus (2 s stereo clips of generated ambience) with fold 1."""
+    raw, rng = Path(target), np.random.default_rng(0)
+    dev, meta, train, evaluate = raw / DEV, [], [], []
+    for i, (loc, scene) in enumerate(_SAMPLE_DEV):
+        for seg in (0, 10):
+            name = f"audio/{loc}_{seg}_{seg + 10}.wav"
+            _write(dev / name, scene, rng)
+            meta.append(f"{name}\t{scene}\t{loc}")
+            (evaluate if i % 3 == 2 else train).append(f"{name}\t{scene}")
+    (dev / "evaluation_setup").mkdir(parents=True, exist_ok=True)
+    (dev / "meta.txt").write_text("\n".join(meta) + "\n", encoding="utf-8")
+    (dev / "evaluation_setup" / "fold1_train.txt").write_text("\n".join(train) + "\n")
+    (dev / "evaluation_setup" / "fold1_evaluate.txt").write_text("\n".join(evaluate) + "\n")
+    (dev / "evaluation_setup" / "fold1_test.txt").write_text(
+        "".join(r.split("\t")[0] + "\n" for r in evaluate))
+    ev = [f"audio/{i + 1}.wav\t{scene}" for i, scene in enumerate(_SAMPLE_EVAL)]
+    for row in ev:
+        _write(raw / EVAL / row.split("\t")[0], row.split("\t")[1], rng)
+    (raw / EVAL / "meta.txt").write_text("\n".join(ev) + "\n", encoding="utf-8")
+    return raw
+
+
+RECIPE = Recipe(info=INFO, locate=locate, prepare=prepare, make_sample=make_sample,
+                download=download)

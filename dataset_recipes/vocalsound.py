@@ -1,0 +1,209 @@
+"""VocalSound (vocal sound classification, 6 classes, task ``vsc``).
+
+Layout (github.com/YuanGongND/vocalsound, ``vocalsound_16k.zip`` unzipped)::
+
+    vocalsound_16k/audio_16k/<speaker>_<session>_<label>.wav      16 kHz mono
+    vocalsound_16k/datafiles/{tr,val,te}.json                      speaker-independent splits
+
+One datafile entry (``{"data": [...]}``; ``wav`` holds the authors' absolute path, only its
+file name is used): ``{"wav": "/data/.../audio_16k/f0003_0_cough.wav", "labels": "/m/01b_21"}``
+
+Prompt: the released one, ``<|vocal_classification|>`` with audio language ``en``.
+Target: the class's display name of VocalSound's ``class_labels_indices_vs.csv``
+(``Laughter, Sigh, Cough, Throat clearing, Sneeze, Sniff``); ``labels`` may hold the
+AudioSet MID (as released) or the file-name label; it must agree with the file name.
+Splits ``tr``/``val``/``te`` keep their names (roles train/valid/test).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from dataset_recipes.common import SAMPLES_DIR, find_root, rel
+from pipeline.recipe import CorpusInfo, Recipe
+from pipeline.record import Label, Record, Reject, sanitize_key
+
+SPLITS = {"tr": "train", "val": "valid", "te": "test"}
+#: file-name label -> (AudioSet MID, display name), as in class_labels_indices_vs.csv
+CLASSES = {
+    "laughter": ("/m/01j3sz", "Laughter"), "sigh": ("/m/07plz5l", "Sigh"),
+    "cough": ("/m/01b_21", "Cough"), "throatclearing": ("/m/0dl9sf8", "Throat clearing"),
+    "sneeze": ("/m/01hsr_", "Sneeze"), "sniff": ("/m/07ppn3j", "Sniff"),
+}
+_BY_MID = {mid: name for name, (mid, _) in CLASSES.items()}
+_FILE = re.compile(r"^([fm]\d+)_(\d+)_([a-z]+)$")
+
+INFO = CorpusInfo(
+    name="vocalsound",
+    title="VocalSound",
+    homepage="https://github.com/YuanGongND/vocalsound",
+    licence="CC BY-SA 4.0",
+    citation="""@inproceedings{gong2022vocalsound,
+  title={Vocalsound: A Dataset for Improving Human Vocal Sounds Recognition},
+  author={Gong, Yuan and Yu, Jin and Glass, James}, booktitle={ICASSP},
+  pages={151--155}, year={2022}, doi={10.1109/ICASSP43922.2022.9746828}}""",
+    tasks=("vsc",),
+    splits=SPLITS,
+    layout="  audio_16k/<speaker>_<session>_<label>.wav\n"
+    "  datafiles/{tr,val,te}.json   ({\"data\": [{\"wav\": ..., \"labels\": <MID>}]})",
+    download_hint="download the 16 kHz release (vs_release_16k.zip, linked from "
+    "https://github.com/YuanGongND/vocalsound) by hand and unzip it into RAW",
+    notes="Task vsc uses the released prompt. Target = VocalSound display name (Laughter, "
+    "Sigh, Cough, Throat clearing, Sneeze, Sniff). The sample corpus's audio is synthetic "
+    "(noise bursts shaped like each sound, voiced 'ha' pulses for laughter), not real vocal "
+    "sounds.",
+)
+
+
+def _is_root(path: Path) -> bool:
+    return (path / "audio_16k").is_dir() and (path / "datafiles").is_dir()
+
+
+def locate(raw: Path) -> Path:
+    """The ``vocalsound_16k`` folder: ``raw`` itself or a direct child of it."""
+    return find_root(raw, INFO, _is_root, ("vocalsound_16k", "vocalsound"))
+
+
+def _entries(path: Path) -> list[tuple[int, object]]:
+    """``(line, entry)`` for each element of the datafile's ``data`` list."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); re-extract the official "
+                         "datafiles") from None
+    start = re.search(r'"data"\s*:\s*\[', text)
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list) or not start:
+        raise ValueError(f'{path}: expected {{"data": [...]}}, the official datafile layout')
+    decoder, pos, out = json.JSONDecoder(), start.end(), []
+    for _ in data["data"]:  # walk the list again to learn where each element starts
+        while text[pos] in " \t\r\n,":
+            pos += 1
+        entry, end = decoder.raw_decode(text, pos)
+        out.append((text.count("\n", 0, pos) + 1, entry))
+        pos = end
+    return out
+
+
+def _wav_name(entry: object) -> str | None:
+    if not isinstance(entry, dict) or not isinstance(entry.get("wav"), str):
+        return None
+    return entry["wav"].replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _parse_entry(entry: object) -> tuple[str, str] | str:
+    """``(file name, class)`` of an entry, or why it is unusable."""
+    name = _wav_name(entry)
+    if name is None or not isinstance(entry, dict):
+        return "entry has no 'wav' string"
+    m = _FILE.match(Path(name).stem)
+    if not m:
+        return f"file name {name!r} is not <speaker>_<session>_<label>.wav"
+    if m.group(3) not in CLASSES:
+        return f"unknown label {m.group(3)!r} in {name!r}; known: {', '.join(CLASSES)}"
+    given = str(entry.get("labels", "")).strip()
+    listed = _BY_MID.get(given, given.lower().replace(" ", ""))
+    if given and listed != m.group(3):
+        return f"labels {given!r} disagree with the file name {name!r}"
+    return name, m.group(3)
+
+
+def prepare(root: Path) -> Iterator[Record | Reject]:
+    """Records of every split whose datafile is present, then unlisted audio as rejects."""
+    listed: set[str] = set()
+    for split in SPLITS:
+        path = root / "datafiles" / f"{split}.json"
+        if not path.is_file():
+            continue
+        for line, entry in _entries(path):
+            listed.add(_wav_name(entry) or "")
+            parsed = _parse_entry(entry)
+            if isinstance(parsed, str):
+                yield Reject(INFO.name, split, rel(path, root), parsed, line=line)
+                continue
+            name, label = parsed
+            wav = root / "audio_16k" / name
+            if not wav.is_file():
+                yield Reject(INFO.name, split, rel(wav, root), f"listed in {path.name} line "
+                             f"{line} but the audio file is missing", line=line)
+                continue
+            yield Record(INFO.name, split, sanitize_key(wav.stem), str(wav), rel(wav, root),
+                         "en", (Label.make("vsc", CLASSES[label][1]),))
+    for wav in sorted((root / "audio_16k").glob("*.wav")):
+        if wav.name not in listed:
+            yield Reject(INFO.name, "unknown", rel(wav, root),
+                         "audio file is listed in no datafiles/{tr,val,te}.json")
+
+
+# ------------------------------------------------------------------ sample corpus
+def _burst(n: int, rng: np.random.Generator, attack: float, decay: float,
+           sr: int = 16000) -> np.ndarray:
+    t = np.arange(n) / sr
+    return rng.standard_normal(n) * (1 - np.exp(-t / attack)) * np.exp(-t / decay)
+
+
+def _sound(label: str, rng: np.random.Generator, sr: int = 16000) -> np.ndarray:
+    """About 1.5 s of a synthetic stand-in for ``label`` (shaped noise or voiced pulses)."""
+    x = np.zeros(int(1.5 * sr))
+    if label == "cough":  # two explosive broadband bursts
+        for start in (0.1, 0.6):
+            i = int(start * sr)
+            x[i:i + 4800] += 0.6 * _burst(4800, rng, 0.004, 0.08)
+    elif label == "sneeze":  # quiet rising inhale, then one sharp burst
+        inhale = rng.standard_normal(8000) * np.linspace(0, 0.08, 8000)
+        x[1600:9600] += inhale
+        x[9600:17600] += 0.8 * _burst(8000, rng, 0.002, 0.12)
+    elif label == "sniff":  # two short hissy inhalations (high-passed noise)
+        for start in (0.2, 0.7):
+            i = int(start * sr)
+            b = _burst(2400, rng, 0.02, 0.05)
+            x[i:i + 2400] += 0.4 * np.diff(b, prepend=0.0)
+    elif label == "sigh":  # long breathy exhale with falling loudness
+        n = int(1.2 * sr)
+        x[1600:1600 + n] += 0.2 * rng.standard_normal(n) * np.hanning(n) ** 0.5 * np.linspace(
+            1, 0.2, n)
+    elif label == "throatclearing":  # low rough rumble, amplitude-modulated at 30 Hz
+        n = int(0.6 * sr)
+        t = np.arange(n) / sr
+        rough = rng.standard_normal(n) * (0.5 + 0.5 * np.sin(2 * np.pi * 30 * t))
+        x[3200:3200 + n] += 0.5 * np.convolve(rough, np.ones(8) / 8, "same") * np.hanning(n)
+    elif label == "laughter":  # "ha ha ha": voiced pulses with a falling pitch
+        speech, _ = sf.read(SAMPLES_DIR / "speech" / "1272-128104-0000.flac", dtype="float32")
+        for k in range(4):
+            i, n = int((0.1 + 0.3 * k) * sr), 2800
+            t = np.arange(n) / sr
+            f0 = 260 - 15 * k
+            voiced = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 8))
+            breath = speech[i:i + n] * 0.3  # a little real speech texture
+            x[i:i + n] += 0.25 * (voiced + breath) * np.hanning(n)
+    else:
+        raise ValueError(f"no sample sound for {label!r}")
+    return (x / max(1e-9, np.abs(x).max()) * 0.7).astype(np.float32)
+
+
+def make_sample(target: Path) -> Path:
+    """Write a small VocalSound corpus: 6 classes x 2 speakers per split, datafiles as released."""
+    root = Path(target) / "vocalsound_16k"
+    (root / "audio_16k").mkdir(parents=True, exist_ok=True)
+    (root / "datafiles").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(6)
+    speakers = {"tr": ("f0003", "m0083"), "val": ("f1001",), "te": ("m2002",)}
+    for split, spks in speakers.items():
+        data = []
+        for spk in spks:
+            for label, (mid, _) in CLASSES.items():
+                name = f"{spk}_0_{label}.wav"
+                sf.write(root / "audio_16k" / name, _sound(label, rng), 16000, subtype="PCM_16")
+                data.append({"wav": f"/data/vocalsound/audio_16k/{name}", "labels": mid})
+        (root / "datafiles" / f"{split}.json").write_text(json.dumps({"data": data}, indent=1),
+                                                          encoding="utf-8")
+    return Path(target)
+
+
+RECIPE = Recipe(info=INFO, locate=locate, prepare=prepare, make_sample=make_sample)

@@ -1,0 +1,99 @@
+"""GTZAN recipe: both layouts, fault-filtered split, <|song_meta|>, corrupt file a reject."""
+
+from pathlib import Path
+
+import pytest
+
+from dataset_recipes import RECIPES
+from dataset_recipes.gtzan import FILTERED, RECIPE, _numbers
+from pipeline.build import run_build
+from pipeline.recipe import CorpusNotFound
+from pipeline.record import Record, Reject
+from pipeline.stages import BuildOptions
+from pipeline.tags import make_entry
+
+FIXTURE = Path(__file__).parent / "fixtures" / "gtzan"
+PROMPT = "<|startofanalysis|><|unknown|><|keyword|><|en|><|notimestamps|><|song_meta|>"
+CORRUPT = ("unreadable audio (a known corrupt file of the re-upload): "
+           "Error in WAV file. No 'data' chunk marker.")
+
+
+def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
+    items = list(RECIPE.prepare(RECIPE.locate(raw)))
+    return ([i for i in items if isinstance(i, Record)],
+            [i for i in items if isinstance(i, Reject)])
+
+
+def test_registered_with_truncate_policy():
+    assert RECIPES["gtzan"] is RECIPE
+    assert RECIPE.info.long_audio == "truncate"
+    assert RECIPE.info.splits == {"train": "train", "valid": "valid", "test": "test"}
+
+
+def test_filtered_split_sizes_and_no_overlap():
+    sizes = {s: sum(len(_numbers(v)) for v in g.values()) for s, g in FILTERED.items()}
+    assert sizes == {"train": 443, "valid": 197, "test": 290}
+    for genre in FILTERED["train"]:
+        sets = [_numbers(FILTERED[s][genre]) for s in FILTERED]
+        assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
+
+
+def test_original_layout_exact_records_and_prompt():
+    records, rejects = _parse(FIXTURE / "original")
+    assert rejects == []
+    assert [(r.split, r.key, r.source, r.labels[0].target) for r in records] == [
+        ("valid", "blues_00000", "genres/blues/blues.00000.au", "blues"),
+        ("train", "classical_00030", "genres/classical/classical.00030.au", "classical"),
+        ("test", "hiphop_00000", "genres/hiphop/hiphop.00000.au", "hip hop"),
+    ]
+    label = records[2].labels[0]
+    assert make_entry(label.task, label.target, **label.kwargs) == {
+        "task": "mgr", "prompt": PROMPT, "target": "hip hop"}
+
+
+def test_reupload_layout_and_its_rejects():
+    records, rejects = _parse(FIXTURE / "reupload")
+    assert [(r.split, r.key, r.source) for r in records] == [
+        ("valid", "blues_00000", "genres_original/blues/blues.00000.wav"),
+        ("train", "blues_00029", "genres_original/blues/blues.00029.wav"),
+        ("test", "jazz_00073", "genres_original/jazz/jazz.00073.wav"),
+    ]
+    assert [(r.split, r.source, r.reason) for r in rejects] == [
+        ("excluded", "genres_original/hiphop/hiphop.00039.wav",
+         "left out by the fault-filtered split (Kereliuk et al. 2015: repetition, "
+         "mislabeling or distortion)"),
+        ("train", "genres_original/jazz/jazz.00054.wav", CORRUPT),
+        ("unknown", "genres_original/polka/polka.00001.wav",
+         "unknown genre folder 'polka'; GTZAN genres are blues, classical, country, disco, "
+         "hiphop, jazz, metal, pop, reggae, rock"),
+        ("unknown", "genres_original/rock/jazz.00001.wav",
+         "file name is not 'rock.000NN' inside the rock/ folder"),
+    ]
+
+
+def test_build_of_reupload_continues_past_the_corrupt_file(tmp_path):
+    report = run_build(RECIPE, RECIPE.locate(FIXTURE / "reupload"), tmp_path,
+                       BuildOptions(shard_size=4, long_audio="truncate"),
+                       runner="local", progress=False)
+    assert report["samples"] == 3 and report["rejects"] == 4
+    assert CORRUPT in (tmp_path / "rejects.jsonl").read_text()
+
+
+def test_not_found_names_layout(tmp_path):
+    with pytest.raises(CorpusNotFound, match="genres_original"):
+        RECIPE.locate(tmp_path)
+
+
+def test_sample_builds_truncating_to_30_s_with_zero_rejects(tmp_path):
+    root = RECIPE.locate(RECIPE.make_sample(tmp_path / "raw"))
+    records, rejects = _parse(tmp_path / "raw")
+    assert rejects == [] and len(records) == 14
+    assert sorted({r.labels[0].target for r in records}) == [
+        "blues", "classical", "country", "disco", "hip hop", "jazz", "metal", "pop",
+        "reggae", "rock"]
+    report = run_build(RECIPE, root, tmp_path / "out",
+                       BuildOptions(shard_size=4, long_audio=RECIPE.info.long_audio),
+                       runner="local", progress=False)
+    assert report["rejects"] == 0 and report["samples"] == 14
+    assert sum(s["truncated"] for s in report["splits"].values()) == 14
+    assert report["splits"]["train"]["tasks"]["mgr"]["prompts"] == [PROMPT]

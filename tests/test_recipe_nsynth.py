@@ -1,0 +1,102 @@
+"""NSynth recipe: note-analysis targets, JSON rejects with lines, sample at true pitch, build."""
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from dataset_recipes import RECIPES
+from dataset_recipes.nsynth import RECIPE
+from pipeline.build import run_build
+from pipeline.recipe import CorpusNotFound
+from pipeline.record import Record, Reject
+from pipeline.stages import BuildOptions
+from pipeline.tags import make_entry
+
+FIXTURE = Path(__file__).parent / "fixtures" / "nsynth"
+MNA = "<|startofanalysis|><|unknown|><|keyword|><|en|><|notimestamps|><|note_analysis|>"
+
+
+def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
+    items = list(RECIPE.prepare(RECIPE.locate(raw)))
+    return ([i for i in items if isinstance(i, Record)],
+            [i for i in items if isinstance(i, Reject)])
+
+
+def test_registered() -> None:
+    assert RECIPES["nsynth"] is RECIPE
+
+
+def test_fixture_targets_and_prompt() -> None:
+    records, _ = _parse(FIXTURE)
+    assert [(r.split, r.key, r.labels[0].target) for r in records] == [
+        ("nsynth-valid", "bass_synthetic_033-022-050",
+         "<|pitch|><|midi_pitch_22|><|velocity|><|midi_velocity_50|><|instrument|>bass"
+         "<|sonic|>dark"),
+        ("nsynth-valid", "brass_acoustic_004-058-127",
+         "<|pitch|><|midi_pitch_58|><|velocity|><|midi_velocity_127|><|instrument|>brass"
+         "<|sonic|>none"),
+        ("nsynth-valid", "synth_lead_synthetic_003-072-100",
+         "<|pitch|><|midi_pitch_72|><|velocity|><|midi_velocity_100|><|instrument|>synth_lead"
+         "<|sonic|>bright, distortion"),
+    ]
+    assert records[0].source == "nsynth-valid/audio/bass_synthetic_033-022-050.wav"
+    label = records[2].labels[0]
+    entry = make_entry(label.task, label.target, **label.kwargs)
+    assert entry["prompt"] == MNA and entry["target"] == label.target
+
+
+def test_bad_inputs_are_rejects_naming_file_and_line() -> None:
+    _, rejects = _parse(FIXTURE)
+    assert [(r.split, r.source, r.line, r.reason) for r in rejects] == [
+        ("nsynth-valid", "nsynth-valid/examples.json", 56,
+         "kazoo_acoustic_000-060-100: unknown instrument family 'kazoo'; known: bass, brass, "
+         "flute, guitar, keyboard, mallet, organ, reed, string, synth_lead, vocal"),
+        ("nsynth-valid", "nsynth-valid/examples.json", 82,
+         "organ_electronic_005-130-100: pitch 130 is not a MIDI value 0-127"),
+        ("nsynth-valid", "nsynth-valid/audio/flute_acoustic_002-076-050.wav", 110,
+         "listed in examples.json line 110 but the audio file is missing"),
+        ("nsynth-valid", "nsynth-valid/audio/vocal_acoustic_000-060-050.wav", None,
+         "audio file has no entry in examples.json"),
+        ("nsynth-test", "nsynth-test/examples.json", 7,
+         "malformed JSON (Expecting property name enclosed in double quotes, column 9); "
+         "no note of this split can be read: re-extract the archive"),
+    ]
+
+
+def test_locate(tmp_path: Path) -> None:
+    assert RECIPE.locate(FIXTURE / "nsynth-valid") == FIXTURE
+    with pytest.raises(CorpusNotFound, match="RECIPE=nsynth SOURCE=sample"):
+        RECIPE.locate(tmp_path)
+
+
+def test_download_fetches_the_three_archives(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    fake = SimpleNamespace(Remote=lambda url, **kw: url,
+                           download_corpus=lambda remotes, target: calls.append(remotes) or target)
+    monkeypatch.setitem(sys.modules, "pipeline.download", fake)
+    assert RECIPE.download is not None and RECIPE.download(tmp_path) == tmp_path
+    base = "http://download.magenta.tensorflow.org/datasets/nsynth/"
+    assert calls == [[base + "nsynth-train.jsonwav.tar.gz", base + "nsynth-valid.jsonwav.tar.gz",
+                      base + "nsynth-test.jsonwav.tar.gz"]]
+
+
+def test_sample_notes_sound_at_their_pitch_and_build(tmp_path: Path) -> None:
+    root = RECIPE.locate(RECIPE.make_sample(tmp_path / "raw"))
+    records, rejects = _parse(tmp_path / "raw")
+    assert rejects == []
+    assert [sum(r.split == s for r in records) for s in RECIPE.info.splits] == [6, 2, 2]
+    for rec in records:
+        x, sr = sf.read(rec.audio)
+        assert len(x) == 4 * sr == 64000
+        pitch = int(rec.labels[0].target.split("<|midi_pitch_")[1].split("|")[0])
+        spectrum = np.abs(np.fft.rfft(x[:sr]))
+        f0 = 440 * 2 ** ((pitch - 69) / 12)
+        assert abs(np.argmax(spectrum) - f0) < max(2.0, 0.03 * f0)  # 1 Hz bins
+    report = run_build(RECIPE, root, tmp_path / "out", BuildOptions(shard_size=4),
+                       runner="local", progress=False)
+    assert (report["rejects"], report["samples"]) == (0, 10)
