@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import tags
+from pipeline.card_plots import card_section
 from pipeline.recipe import CorpusInfo
 from pipeline.record import FORMAT_VERSION, Record, Reject
 from pipeline.stages import MAX_PROMPTS, BuildOptions
@@ -120,11 +121,25 @@ def _licence_id(licence: str) -> str:
     return ident if re.fullmatch(r"cc-[a-z-]+-\d\.\d|cc0-1\.0|mit|apache-2\.0", ident) else "other"
 
 
+#: Column types for ``datasets.load_dataset(<out dir>)``: FLAC stays bytes and the JSON a
+#: ``Json`` column, so loading needs no FFmpeg/torchcodec (see FORMAT.md; issue 6).
+HF_FEATURES_YAML = ["dataset_info:", "  features:", "  - name: __key__", "    dtype: string",
+                    "  - name: __url__", "    dtype: string", "  - name: flac",
+                    "    dtype: binary", "  - name: json", "    dtype: json"]
+
+
+def _card_shards(out_dir: Path, info: CorpusInfo, report: dict[str, Any]) -> list[Path]:
+    """The finished shards of this build's splits (for the card's pictures)."""
+    pattern = re.compile(rf"{re.escape(info.name)}-(.+)-\d{{6}}\.tar")
+    return [p for p in sorted(out_dir.glob("*.tar"))
+            if (m := pattern.fullmatch(p.name)) and m.group(1) in report["splits"]]
+
+
 def write_card(out_dir: Path, info: CorpusInfo, report: dict[str, Any]) -> None:
     """Write ``README.md``: front matter (one config per split), counts, tasks, prompts."""
     front = ["---", f"license: {_licence_id(info.licence)}", "tags:", "- audio",
-             "- qwen-audio", "- webdataset", "configs:", "- config_name: default",
-             "  data_files:"]
+             "- qwen-audio", "- webdataset", *HF_FEATURES_YAML, "configs:",
+             "- config_name: default", "  data_files:"]
     for split in report["splits"]:
         front += [f"  - split: {hf_split_name(split)}",
                   f'    path: "{info.name}-{split}-*.tar"']
@@ -166,5 +181,6 @@ def write_card(out_dir: Path, info: CorpusInfo, report: dict[str, Any]) -> None:
                  "instruction is used." for t in sorted(choices)]
         if info.notes:
             body += [f"- {info.notes}"]
-    body += ["", "## Citation", "", "```bibtex", info.citation.strip(), "```", ""]
-    _write_atomic(out_dir / "README.md", "\n".join(front + [""] + body))
+    body += ["", *card_section(out_dir, _card_shards(out_dir, info, report), {info.name: info})]
+    body += ["## Citation", "", "```bibtex", info.citation.strip(), "```", ""]
+    _write_atomic(out_dir / "README.md", "\n".join([*front, "", *body]))
