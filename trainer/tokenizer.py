@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import collections
 import importlib.resources
+import itertools
 import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,8 +26,13 @@ from pathlib import Path
 import regex
 import tiktoken
 
-from pipeline.tags import AUDIO_END, AUDIO_PAD, AUDIO_SPECIAL_TOKENS, AUDIO_START
-from pipeline.tags import QWEN_SPECIAL_TOKENS
+from pipeline.tags import (
+    AUDIO_END,
+    AUDIO_PAD,
+    AUDIO_SPECIAL_TOKENS,
+    AUDIO_START,
+    QWEN_SPECIAL_TOKENS,
+)
 
 #: Qwen's pre-tokenization pattern (from its ``tokenization_qwen.py``).
 PAT_STR = (
@@ -146,7 +152,7 @@ def train_byte_bpe(texts: Iterable[str], num_merges: int) -> dict[bytes, int]:
     for _ in range(num_merges):
         pairs: collections.Counter[tuple[bytes, bytes]] = collections.Counter()
         for word, n in words.items():
-            for a, b in zip(word, word[1:], strict=False):
+            for a, b in itertools.pairwise(word):
                 pairs[(a, b)] += n
         if not pairs:
             break

@@ -1,0 +1,187 @@
+"""Training streams and once-through evaluation sets over shard sets.
+
+Training (every rank runs exactly ``steps_per_epoch`` batches, no hang):
+
+* per task, shards are resampled (weighted by size) and the task's entries go through a
+  shuffle buffer; tasks are mixed with the task weights;
+* pools of ``pool_batches`` global batches are sorted by duration and cut into global
+  batches (similar lengths together, little padding), whose order is shuffled;
+* the stream depends only on ``(seed, epoch)``: every rank walks the same global batches
+  (reading only tar headers and JSON) and decodes its own slice ``rank::world_size``, so a
+  run on 2 processes sees the same global batch as a run on 1, and resuming at step ``k``
+  skips ``k`` batches exactly.  ``per_rank_streams=True`` gives each rank its own stream
+  instead (less metadata reading on very many ranks, same step count).
+
+Rank and world size are passed in explicitly (never read from the environment), and data
+loader worker ``w`` of ``W`` decodes batches ``w, w + W, ...`` so the loader's in-order
+round robin yields the batches in stream order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from trainer.features import Collator
+from trainer.reader import Pair, Shard, pairs_of
+
+
+@dataclass
+class StreamConfig:
+    """What a training stream draws from and how it batches."""
+
+    shards_by_task: dict[str, list[Shard]]
+    task_weights: dict[str, float]
+    global_batch_size: int
+    steps_per_epoch: int
+    seed: int = 0
+    shuffle_buffer: int = 256
+    pool_batches: int = 8
+    per_rank_streams: bool = False
+
+
+def task_stream(shards: list[Shard], task: str, rng: random.Random, buffer: int) -> Iterator[Pair]:
+    """Endless pairs of one task: resampled shards, one entry per clip, shuffle buffer."""
+    weights = [max(s.nsamples, 1) for s in shards]
+    tasks = frozenset([task])
+    pool: list[Pair] = []
+    empty = 0
+    while True:
+        shard = rng.choices(shards, weights)[0]
+        by_key: dict[str, list[Pair]] = {}
+        for pair in pairs_of(shard, tasks):
+            by_key.setdefault(pair.key, []).append(pair)
+        empty = 0 if by_key else empty + 1
+        if empty > 20 * len(shards):
+            raise ValueError(f"no {task!r} entries in shards {[s.path for s in shards][:3]}...")
+        for entries in by_key.values():
+            pool.append(rng.choice(entries))  # e.g. one of a clip's five captions
+            if len(pool) >= buffer:
+                yield pool.pop(rng.randrange(len(pool)))
+
+
+def mixed_stream(cfg: StreamConfig, rng: random.Random) -> Iterator[Pair]:
+    """Pairs of all tasks, each draw picking a task by its weight."""
+    tasks = sorted(t for t in cfg.shards_by_task if cfg.task_weights.get(t, 0) > 0)
+    if not tasks:
+        raise ValueError("no task has both training shards and a positive weight")
+    streams = {
+        t: task_stream(cfg.shards_by_task[t], t, random.Random(rng.random()), cfg.shuffle_buffer)
+        for t in tasks
+    }
+    weights = [cfg.task_weights[t] for t in tasks]
+    while True:
+        yield next(streams[rng.choices(tasks, weights)[0]])
+
+
+def duration_batches(pairs: Iterator[Pair], size: int, pool: int, rng: random.Random):
+    """Endless batches of ``size`` pairs of similar duration (sorted pools, shuffled order)."""
+    while True:
+        chunk = sorted(itertools.islice(pairs, size * pool), key=lambda p: p.duration)
+        batches = [chunk[i : i + size] for i in range(0, len(chunk), size)]
+        rng.shuffle(batches)
+        yield from batches
+
+
+def train_batches(
+    cfg: StreamConfig, epoch: int, rank: int, world_size: int
+) -> Iterator[list[Pair]]:
+    """This rank's ``steps_per_epoch`` batches of ``epoch`` (pairs, not yet decoded)."""
+    if cfg.global_batch_size % world_size:
+        raise ValueError(
+            f"global_batch_size {cfg.global_batch_size} is not divisible by the world size "
+            f"{world_size}; choose a multiple of {world_size}"
+        )
+    local = cfg.global_batch_size // world_size
+    salt = f":{rank}" if cfg.per_rank_streams else ""
+    rng = random.Random(f"{cfg.seed}:{epoch}{salt}")
+    size = local if cfg.per_rank_streams else cfg.global_batch_size
+    batches = duration_batches(mixed_stream(cfg, rng), size, cfg.pool_batches, rng)
+    for batch in itertools.islice(batches, cfg.steps_per_epoch):
+        yield batch if cfg.per_rank_streams else batch[rank::world_size]
+
+
+def eval_batches(
+    shards: Sequence[Shard], batch_size: int, rank: int, world_size: int
+) -> list[tuple[list[Pair], float]]:
+    """This rank's share of every (clip, entry) pair of ``shards``, each exactly once.
+
+    Pairs are sorted by duration and cut into batches of ``batch_size``; the batch count is
+    padded to a multiple of ``world_size`` with weight-0 copies (every rank runs the same
+    number of forward passes, which FSDP needs; padding batches never count).
+    """
+    pairs = [p for s in shards for p in pairs_of(s)]
+    pairs.sort(key=lambda p: (p.duration, p.key, p.task, p.target))
+    batches = [(pairs[i : i + batch_size], 1.0) for i in range(0, len(pairs), batch_size)]
+    while batches and len(batches) % world_size:
+        batches.append((batches[-1][0], 0.0))
+    return batches[rank::world_size]
+
+
+def _worker() -> tuple[int, int]:
+    info = get_worker_info()
+    return (0, 1) if info is None else (info.id, info.num_workers)
+
+
+class TrainStream(IterableDataset):
+    """Decoded training batches of one rank; ``position`` says (epoch, batches to skip)."""
+
+    def __init__(self, cfg: StreamConfig, collate: Collator, rank: int, world_size: int) -> None:
+        self.cfg, self.collate, self.rank, self.world_size = cfg, collate, rank, world_size
+        self.epoch, self.skip = 0, 0
+
+    def set_position(self, epoch: int, skip: int) -> None:
+        """Start the next iteration at batch ``skip`` of ``epoch`` (for exact resume)."""
+        self.epoch, self.skip = epoch, skip
+
+    def __len__(self) -> int:
+        return self.cfg.steps_per_epoch
+
+    def __iter__(self) -> Iterator[dict]:
+        worker, workers = _worker()
+        batches = train_batches(self.cfg, self.epoch, self.rank, self.world_size)
+        for i, pairs in enumerate(batches):
+            if i >= self.skip and (i - self.skip) % workers == worker:
+                yield self.collate(pairs)
+
+
+class EvalSet(IterableDataset):
+    """Decoded once-through batches of one rank (see :func:`eval_batches`)."""
+
+    def __init__(
+        self, shards: Sequence[Shard], batch_size: int, collate: Collator, rank: int,
+        world_size: int, prompt_only: bool = False,
+    ) -> None:
+        self.batches = eval_batches(shards, batch_size, rank, world_size)
+        self.collate, self.prompt_only = collate, prompt_only
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[dict]:
+        worker, workers = _worker()
+        for pairs, weight in self.batches[worker::workers]:
+            yield self.collate(pairs, weight, prompt_only=self.prompt_only)
+
+
+class PositionedLoader(torch.utils.data.DataLoader):
+    """A loader that asks ``position()`` for (epoch, skip) each time iteration starts.
+
+    Workers copy the dataset when the iterator starts, so the position is set right
+    before; Lightning's restored ``global_step`` makes resuming exact.
+    """
+
+    def __init__(self, dataset: TrainStream, position: Callable[[], tuple[int, int]], **kw) -> None:
+        super().__init__(dataset, batch_size=None, **kw)
+        self.position = position
+
+    def __iter__(self) -> Iterator[dict]:  # type: ignore[override]
+        # Lazy: Lightning may create the iterator before it restores a checkpoint's step,
+        # so the position is read when the first batch is asked for.
+        self.dataset.set_position(*self.position())  # type: ignore[attr-defined]
+        yield from super().__iter__()

@@ -1,0 +1,130 @@
+"""LightningDataModule over shard sets: a mixture file or explicit ``index.json`` files."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from trainer.data import EvalSet, PositionedLoader, StreamConfig, TrainStream
+from trainer.features import Collator
+from trainer.reader import Shard, pairs_of, read_mixture, select_shards
+from trainer.tokenizer import QwenAudioTokenizer
+
+
+class ShardDataModule(L.LightningDataModule):
+    """Training stream + once-through validation over built shard sets.
+
+    Give ``mixture`` (the build's ``mixture.json``, whose task weights are used unless
+    ``task_weights`` is set) or ``indexes`` plus ``splits`` (role -> split names).
+    ``global_batch_size`` is split over the ranks; ``steps_per_epoch=None`` takes one pass
+    worth of training samples.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Callable[..., QwenAudioTokenizer],
+        mixture: str | None = None,
+        indexes: list[str] | None = None,
+        splits: dict[str, list[str]] | None = None,
+        task_weights: dict[str, float] | None = None,
+        global_batch_size: int = 8,
+        eval_batch_size: int = 8,
+        steps_per_epoch: int | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+        shuffle_buffer: int = 256,
+        pool_batches: int = 8,
+        per_rank_streams: bool = False,
+        num_mel_bins: int = 80,
+    ) -> None:
+        super().__init__()
+        if (mixture is None) == (indexes is None):
+            raise ValueError("give data.mixture=<mixture.json> or data.indexes=[...], not both")
+        if mixture is not None:
+            mix = read_mixture(mixture)
+            self.shards, weights = mix["shards"], mix["task_weights"]
+        else:
+            self.shards = select_shards(list(indexes or []), dict(splits or {}))
+            weights = {}
+        if not self.shards["train"]:
+            raise ValueError(f"no training shards in {mixture or indexes}: check the split roles")
+        self.task_weights = dict(task_weights) if task_weights else weights
+        self.tokenizer = tokenizer(texts=self._texts())
+        self.collate = Collator(self.tokenizer, num_mel_bins)
+        self.global_batch_size, self.eval_batch_size = global_batch_size, eval_batch_size
+        self.num_workers, self.seed = num_workers, seed
+        self.shuffle_buffer, self.pool_batches = shuffle_buffer, pool_batches
+        self.per_rank_streams = per_rank_streams
+        total = sum(s.nsamples for s in self.shards["train"])
+        self.steps_per_epoch = steps_per_epoch or max(1, math.ceil(total / global_batch_size))
+
+    def _texts(self) -> Iterator[str]:
+        for shard in self.shards["train"]:
+            for pair in pairs_of(shard):
+                yield pair.prompt
+                yield pair.target
+
+    def shards_by_task(self) -> dict[str, list[Shard]]:
+        """Training shards of each task (from the mixture, or found by reading the shards)."""
+        out: dict[str, list[Shard]] = {}
+        for shard in self.shards["train"]:
+            tasks = shard.tasks or {p.task for p in pairs_of(shard)}
+            for task in sorted(tasks):
+                out.setdefault(task, []).append(shard)
+        return out
+
+    def stream_config(self) -> StreamConfig:
+        """The training stream's settings (weights default to 1 per task present)."""
+        by_task = self.shards_by_task()
+        weights = self.task_weights or {t: 1.0 for t in by_task}
+        return StreamConfig(
+            by_task, weights, self.global_batch_size, self.steps_per_epoch, self.seed,
+            self.shuffle_buffer, self.pool_batches, self.per_rank_streams,
+        )
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (0, 1) if trainer is None else (trainer.global_rank, trainer.world_size)
+
+    def _position(self) -> tuple[int, int]:
+        """(epoch, batches to skip) from the optimizer steps done (restored on resume)."""
+        if self.trainer is None:
+            return 0, 0
+        done = self.trainer.global_step * self.trainer.accumulate_grad_batches
+        return divmod(done, self.steps_per_epoch)
+
+    def train_dataloader(self) -> PositionedLoader:
+        """Endless-stream loader cut to ``steps_per_epoch`` batches per rank."""
+        rank, world = self._rank()
+        accumulate = self.trainer.accumulate_grad_batches if self.trainer else 1
+        if self.trainer is not None and self.trainer.reload_dataloaders_every_n_epochs != 1:
+            # After a resume Lightning 2.6 reuses the first epoch's iterator otherwise.
+            raise ValueError("set trainer.reload_dataloaders_every_n_epochs=1 (exact resume)")
+        if self.steps_per_epoch % accumulate:
+            raise ValueError(
+                f"steps_per_epoch {self.steps_per_epoch} must be a multiple of "
+                f"accumulate_grad_batches {accumulate} (exact resume counts whole steps)"
+            )
+        stream = TrainStream(self.stream_config(), self.collate, rank, world)
+        return PositionedLoader(stream, self._position, num_workers=self.num_workers)
+
+    def eval_loader(self, role: str = "valid", prompt_only: bool = False) -> DataLoader:
+        """Once-through loader over the ``role`` shards (valid or test)."""
+        rank, world = self._rank()
+        per_rank = max(1, self.eval_batch_size // world)
+        data = EvalSet(self.shards[role], per_rank, self.collate, rank, world, prompt_only)
+        return DataLoader(data, batch_size=None, num_workers=self.num_workers)
+
+    def val_dataloader(self):
+        """Validation loader, or no validation when the mixture has no valid split."""
+        return self.eval_loader("valid") if self.shards["valid"] else []
+
+    def describe(self) -> str:
+        """One line per role: shard and sample counts."""
+        return "; ".join(
+            f"{role}: {len(s)} shards, {sum(x.nsamples for x in s)} samples"
+            for role, s in self.shards.items()
+        ) + f"; steps/epoch {self.steps_per_epoch}"
