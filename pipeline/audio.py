@@ -110,7 +110,7 @@ def normalize(
     if not np.all(np.isfinite(mono)):
         raise AudioError("audio holds NaN or infinite samples")
     mono = resample(mono.astype(np.float32), sr)
-    limit = int(round(max_seconds * SAMPLE_RATE))
+    limit = round(max_seconds * SAMPLE_RATE)
     truncated_from = None
     if len(mono) > limit:
         seconds = len(mono) / SAMPLE_RATE
@@ -140,7 +140,8 @@ def load(
 
 def encode_flac(samples: np.ndarray) -> bytes:
     """Encode mono float samples as 16-bit FLAC at 16 kHz (deterministic bytes)."""
-    pcm = np.clip(np.round(samples * 32767.0), -32768, 32767).astype(np.int16)
+    # x32768 inverts libsndfile's int16 -> float scaling, so 16-bit sources stay bit-exact
+    pcm = np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
     buf = io.BytesIO()
     sf.write(buf, pcm, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
     return buf.getvalue()

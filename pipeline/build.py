@@ -55,6 +55,16 @@ def collect(recipe: Recipe, items: Iterable[Record | Reject]) -> tuple[list[Reco
     return records, rejects
 
 
+def align_languages(records: Iterable[Record]) -> set[str]:
+    """Spoken languages of the records that ask for word alignment (from their ASR label)."""
+    langs = set()
+    for rec in records:
+        asr = next((lb for lb in rec.labels if lb.task == "asr"), None) if rec.align else None
+        if asr is not None:
+            langs.add(asr.kwargs.get("lang", rec.language))
+    return langs
+
+
 def _finished(spec: ShardSpec, out_dir: Path, digest: str) -> dict[str, Any] | None:
     part_path = out_dir / PARTS_DIR / f"{spec.name}.json"
     if not (out_dir / spec.name).is_file() or not part_path.is_file():
@@ -144,6 +154,7 @@ def run_build(
     out_dir: Path,
     options: BuildOptions,
     *,
+    items: Iterable[Record | Reject] | None = None,
     runner: str = "ray",
     workers: int | None = None,
     progress: bool = True,
@@ -151,14 +162,17 @@ def run_build(
 ) -> dict[str, Any]:
     """Build ``out_dir`` from the corpus at ``corpus_dir``; return the report dict.
 
-    Raises :class:`BuildError` when a shard writer crashed (input problems are rejects,
-    not errors); the finished shards stay and a rerun resumes.
+    ``items`` are the recipe's parsed records and rejects when the caller already has them
+    (otherwise ``recipe.prepare(corpus_dir)`` runs here).  Raises :class:`BuildError` when a
+    shard writer crashed (input problems are rejects, not errors); the finished shards stay
+    and a rerun resumes.
     """
     start = time.monotonic()
     name = recipe.info.name
-    records, parse_rejects = collect(recipe, recipe.prepare(corpus_dir))
+    records, parse_rejects = collect(
+        recipe, recipe.prepare(corpus_dir) if items is None else items)
     if check_align is not None:
-        check_align({r.language for r in records if r.align})
+        check_align(align_languages(records))
     specs = plan_shards(records, name, options.shard_size)
     out_dir.mkdir(parents=True, exist_ok=True)
     _clean(out_dir, name, {s.name for s in specs})

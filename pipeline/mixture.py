@@ -58,7 +58,8 @@ def task_weights(sets: list[dict[str, Any]]) -> dict[str, float]:
 def write_mixture(root: Path) -> Path:
     """Write ``root/mixture.json`` listing every finished build directly under ``root``."""
     root = Path(root)
-    dirs = sorted(p.parent for p in root.glob("*/index.json") if (p.parent / "report.json").is_file())
+    dirs = sorted(p.parent for p in root.glob("*/index.json")
+                  if (p.parent / "report.json").is_file())
     if not dirs:
         raise MixtureError(f"{root} holds no finished build (no */index.json); build first")
     sets = [describe_set(d, root) for d in dirs]

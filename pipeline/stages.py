@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,14 +101,19 @@ class SampleMaker:
         made.members = {"flac": audio.encode_flac(clip.samples), "json": json_bytes(meta)}
         return made
 
-    def _align(self, rec, clip, made, reject, entries) -> list[dict[str, Any]] | None:  # noqa: ANN001
+    def _align(self, rec: Record, clip: audio.Audio, made: Made,
+               reject: Callable[..., Reject], entries: list[dict[str, str]],
+               ) -> list[dict[str, Any]] | None:
+        """Add the SRWT entry to ``entries``; return the words, or None (reject recorded)."""
         if not (rec.align and self.aligner is not None):
             return None
         asr = next((lb for lb in rec.labels if lb.task == "asr"), None)
         if asr is None:
             return None
-        made.align_tried = True
         lang = asr.kwargs.get("lang", rec.language)
+        if lang in self.aligner.cfg.skip_languages:  # configured off: no SRWT, not a failure
+            return None
+        made.align_tried = True
         from pipeline.align import AlignmentError
 
         try:

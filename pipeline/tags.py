@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 # ---------------------------------------------------------------- token list (as data)
 #: Spoken/text languages that have a token, in the released order.
@@ -404,6 +405,6 @@ def parse_srwt(target: str) -> list[tuple[str, float, float]]:
     segs = parts[2:-1:2]
     if any(not s.strip() for s in segs):
         raise TagError("SRWT target has two time tokens with no word between them")
-    if any(b < a for a, b in zip(times, times[1:], strict=False)):
+    if any(b < a for a, b in pairwise(times)):
         raise TagError("SRWT times decrease")
     return [(s.strip(), times[i], times[i + 1]) for i, s in enumerate(segs)]
