@@ -21,7 +21,8 @@ def load_state(path: str | Path) -> dict[str, Any]:
         return _load_distributed_checkpoint(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    # weights_only: a checkpoint is data, never code to run (Lightning's dicts load this way)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def load_weights(module: torch.nn.Module, path: str | Path) -> None:
