@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,8 @@ def _hf_audio_16k(split_ds: Any) -> dict[str, np.ndarray]:
     try:
         import torchcodec.decoders  # noqa: F401 - needs FFmpeg's shared libraries
     except (ImportError, RuntimeError, OSError):
+        if os.environ.get("CI"):  # .ci/run installs FFmpeg's libraries: test the real path
+            raise
         return {row["__key__"]: _pcm(row["flac"]) for row in split_ds}
     import datasets
 
