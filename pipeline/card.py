@@ -171,7 +171,8 @@ def write_card(out_dir: Path, info: CorpusInfo, report: dict[str, Any]) -> None:
             m["hours"] += t["hours"]
             m["prompts"] += [p for p in t["prompts"] if p not in m["prompts"]]
     for task, m in sorted(merged.items()):
-        prompt = "<br>".join(f"`{p}`" for p in m["prompts"][:MAX_PROMPTS])
+        # a "|" inside a table cell must be escaped, even inside a code span (GFM)
+        prompt = "<br>".join(f"`{p}`".replace("|", "\\|") for p in m["prompts"][:MAX_PROMPTS])
         body.append(f"| {task} | {m['entries']} | {m['hours']:.4f} | {prompt} |")
     choices = [t for t in merged if t in tags.TASKS and not tags.TASKS[t].released]
     if choices or info.notes:

@@ -158,9 +158,10 @@ def write_shard(spec: ShardSpec, out_dir: Path, maker: SampleMaker, digest: str)
             t = stats["tasks"].setdefault(
                 entry["task"], {"entries": 0, "seconds": 0.0, "prompts": []})
             t["entries"] += 1
-            t["seconds"] += dur
             if entry["prompt"] not in t["prompts"] and len(t["prompts"]) < MAX_PROMPTS:
                 t["prompts"].append(entry["prompt"])
+        for task in {entry["task"] for entry in made.meta["tasks"]}:
+            stats["tasks"][task]["seconds"] += dur  # a clip's audio counts once per task
     size, md5 = write_tar(out_dir / spec.name, samples)
     part = {
         "name": spec.name, "split": spec.split, "digest": digest, "nsamples": len(samples),

@@ -93,10 +93,12 @@ def test_index_report_card_and_mixture(ray_build):
     dev = report["splits"]["development"]
     assert dev["role"] == "train" and dev["samples"] == 8
     assert dev["tasks"]["aac"]["entries"] == 40 and dev["tasks"]["aac"]["prompts"] == [AAC]
+    assert dev["tasks"]["aac"]["hours"] == dev["hours"]  # 5 captions, the audio counts once
     assert report["wall_seconds"] > 0 and report["audio_seconds_per_second"] > 0
     card = (out / "README.md").read_text()
     assert card.startswith("---\nlicense: other\n") and "- split: development" in card
-    assert f"`{AAC}`" in card and "drossos2020clotho" in card
+    escaped = AAC.replace("|", "\\|")  # table cells escape "|" (GFM)
+    assert f"| aac | 70 | 0.0192 | `{escaped}` |" in card and "drossos2020clotho" in card
     assert (out / "rejects.jsonl").read_text() == ""
     mixture = json.loads((ray_build / "mixture.json").read_text())
     assert [s["name"] for s in mixture["sets"]] == ["clotho", "librispeech"]
