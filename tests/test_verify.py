@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -130,7 +131,9 @@ def test_command_line_exit_status(built: Path, out: Path) -> None:
 def test_make_verify_target_runs_the_module() -> None:
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    done = subprocess.run(["make", "-n", "verify", "OUT=/some/out"], cwd=ROOT,
-                          capture_output=True, text=True, check=False)
+    # run as a top-level make even under `make test` (no inherited flags, no dir messages)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    done = subprocess.run(["make", "--no-print-directory", "-n", "verify", "OUT=/some/out"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == ".venv/bin/python -m pipeline.verify /some/out"
