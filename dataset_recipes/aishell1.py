@@ -37,8 +37,11 @@ SPLITS = {"train": "train", "dev": "valid", "test": "test"}
 TRANSCRIPT = Path("transcript") / "aishell_transcript_v0.8.txt"
 URLS = ("https://www.openslr.org/resources/33/data_aishell.tgz",
         "https://www.openslr.org/resources/33/resource_aishell.tgz")
-#: openslr.org lists MD5s on the resource page; they were not at hand when this was
-#: written, so they are None (the download still checks sizes and archive integrity).
+#: md5 of each archive of openslr resource 33, as PaddleSpeech's AISHELL download script
+#: (PaddlePaddle/PaddleSpeech, dataset/aishell/aishell.py: MD5_DATA, MD5_RESOURCE) lists and
+#: verifies them for the same openslr.org/resources/33 files; no size is given there.
+MD5 = {"data_aishell.tgz": "2f494334227864a8a8fec932999db9d8",
+       "resource_aishell.tgz": "957d480a0fcac85fc18e550756f624e5"}
 _LINE = re.compile(r"^(BAC009(S\d{4})W\d{4})\s+(\S.*)$")
 
 INFO = CorpusInfo(
@@ -145,7 +148,8 @@ def download(target_dir: Path) -> Path:
     per-speaker archives."""
     from pipeline.download import Remote, download_corpus
 
-    raw = download_corpus([Remote(url) for url in URLS], Path(target_dir))
+    raw = download_corpus([Remote(url, md5=MD5[url.rsplit("/", 1)[-1]]) for url in URLS],
+                          Path(target_dir))
     unpack_speakers(locate(raw))
     return raw
 

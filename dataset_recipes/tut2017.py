@@ -43,14 +43,37 @@ SCENES = ("beach", "bus", "cafe/restaurant", "car", "city_center", "forest_path"
           "residential_area", "train", "tram")
 DEV_URL = "https://zenodo.org/records/400515/files/"
 EVAL_URL = "https://zenodo.org/records/1040168/files/"
-#: Official archives.  Checksums: the Zenodo records list MD5s, but they were not at hand
-#: when this recipe was written, so they are None (the size check of the download still runs).
+#: Official archives (Zenodo records 400515 and 1040168).
 ARCHIVES = (
     *(DEV_URL + f"{DEV}.audio.{i}.zip" for i in range(1, 11)),
     DEV_URL + f"{DEV}.meta.zip", DEV_URL + f"{DEV}.error.zip", DEV_URL + f"{DEV}.doc.zip",
     *(EVAL_URL + f"{EVAL}.audio.{i}.zip" for i in range(1, 5)),
     EVAL_URL + f"{EVAL}.meta.zip", EVAL_URL + f"{EVAL}.doc.zip",
 )
+#: archive name -> (md5, size in bytes) of the files on Zenodo records 400515 and 1040168,
+#: as listed in dcase_util (DCASE-REPO/dcase_util, dcase_util/datasets/dcase2017.py,
+#: TUTAcousticScenes_2017_{Development,Evaluation}Set package_list remote_md5/remote_bytes).
+CHECKSUMS: dict[str, tuple[str, int]] = {
+    f"{DEV}.doc.zip": ("2065495aaf3f1103e795c9899e2af1df", 54796),
+    f"{DEV}.meta.zip": ("9007fd4772d816590c5db5f5e9568f5d", 104321),
+    f"{DEV}.error.zip": ("802c700b021769e52a2c1e3b9c117a1b", 1432),
+    f"{DEV}.audio.1.zip": ("251325a9afaaad0326ad1c57f57d514a", 1071445248),
+    f"{DEV}.audio.2.zip": ("c26861e05147dc319b4250eb103d9d99", 1073453613),
+    f"{DEV}.audio.3.zip": ("a4815775f8a5e629179726ee4cd4f55a", 1073077819),
+    f"{DEV}.audio.4.zip": ("1732b03afe8c53ef8bba80ba14766e57", 1072822038),
+    f"{DEV}.audio.5.zip": ("611be754a0c951185c6ae4b7643c19a0", 1072644652),
+    f"{DEV}.audio.6.zip": ("165a201db800d3ea76fce5a9c2bd97d7", 1072667888),
+    f"{DEV}.audio.7.zip": ("c7d79db84264401c0f8680dcc36013ad", 1073417661),
+    f"{DEV}.audio.8.zip": ("35043f25123439392338c790494c7a19", 1072381222),
+    f"{DEV}.audio.9.zip": ("0805dcf5d8e6871dc9610182b2efb93a", 1072087738),
+    f"{DEV}.audio.10.zip": ("5df83a191295a04e290b125c634e13e7", 1046262120),
+    f"{EVAL}.doc.zip": ("47bbdc0614b468d2bfadbc49e561a320", 53687),
+    f"{EVAL}.meta.zip": ("e006cfec14a49dd79a6ab8f8d5b1c5e6", 4473),
+    f"{EVAL}.audio.1.zip": ("5d97dea8461baec8027ae4a0c2b18d4b", 1071856687),
+    f"{EVAL}.audio.2.zip": ("4085ef5fa286f2169074993a4e405953", 1073362972),
+    f"{EVAL}.audio.3.zip": ("cac432579e7cf2dff0aec7aaed248956", 1071521152),
+    f"{EVAL}.audio.4.zip": ("664bf09c3d24bd26c6b587f1d709de36", 382756463),
+}
 
 INFO = CorpusInfo(
     name="tut2017",
@@ -225,7 +248,11 @@ def download(target_dir: Path) -> Path:
     """Fetch and extract the official development and evaluation archives into ``target_dir``."""
     from pipeline.download import Remote, download_corpus
 
-    return download_corpus([Remote(url) for url in ARCHIVES], Path(target_dir))
+    remotes = []
+    for url in ARCHIVES:
+        md5, size = CHECKSUMS[url.rsplit("/", 1)[-1]]
+        remotes.append(Remote(url, md5=md5, size=size))
+    return download_corpus(remotes, Path(target_dir))
 
 
 # ------------------------------------------------------------------ sample corpus

@@ -78,17 +78,19 @@ def test_locate_and_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         RECIPE.locate(tmp_path)
     calls = []
 
-    def fake_download(remotes: list[str], target: Path) -> Path:
+    def fake_download(remotes: list[tuple[str, dict]], target: Path) -> Path:
         calls.append(remotes)
         shutil.copytree(FIXTURE / "data_aishell", target / "data_aishell")
         return target
 
     monkeypatch.setitem(sys.modules, "pipeline.download",
-                        SimpleNamespace(Remote=lambda url, **kw: url,
+                        SimpleNamespace(Remote=lambda url, **kw: (url, kw),
                                         download_corpus=fake_download))
     assert RECIPE.download is not None and RECIPE.download(tmp_path) == tmp_path
-    assert calls == [["https://www.openslr.org/resources/33/data_aishell.tgz",
-                      "https://www.openslr.org/resources/33/resource_aishell.tgz"]]
+    assert calls == [[("https://www.openslr.org/resources/33/data_aishell.tgz",
+                       {"md5": "2f494334227864a8a8fec932999db9d8"}),
+                      ("https://www.openslr.org/resources/33/resource_aishell.tgz",
+                       {"md5": "957d480a0fcac85fc18e550756f624e5"})]]
     assert (tmp_path / "data_aishell/wav/test/S0916/BAC009S0916W0121.wav").is_file()
 
 

@@ -76,13 +76,16 @@ def test_locate(tmp_path: Path) -> None:
 def test_download_fetches_the_three_archives(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    fake = SimpleNamespace(Remote=lambda url, **kw: url,
+    fake = SimpleNamespace(Remote=lambda url, **kw: (url, kw),
                            download_corpus=lambda remotes, target: calls.append(remotes) or target)
     monkeypatch.setitem(sys.modules, "pipeline.download", fake)
     assert RECIPE.download is not None and RECIPE.download(tmp_path) == tmp_path
     base = "http://download.magenta.tensorflow.org/datasets/nsynth/"
-    assert calls == [[base + "nsynth-train.jsonwav.tar.gz", base + "nsynth-valid.jsonwav.tar.gz",
-                      base + "nsynth-test.jsonwav.tar.gz"]]
+    assert calls == [[
+        (base + "nsynth-train.jsonwav.tar.gz", {"md5": "fde6665a93865503ba598b9fac388660"}),
+        (base + "nsynth-valid.jsonwav.tar.gz", {"md5": "87e94a00a19b6dbc99cf6d4c0c0cae87"}),
+        (base + "nsynth-test.jsonwav.tar.gz", {"md5": "5e6f8719bf7e16ad0a00d518b78af77d"}),
+    ]]
 
 
 def test_sample_notes_sound_at_their_pitch_and_build(tmp_path: Path) -> None:

@@ -92,6 +92,10 @@ def test_download_fetches_the_official_archives(tmp_path: Path,
                        "TUT-acoustic-scenes-2017-development.audio.1.zip")
     assert urls[-1] == ("https://zenodo.org/records/1040168/files/"
                         "TUT-acoustic-scenes-2017-evaluation.doc.zip")
+    kws = [kw for _, kw in calls[0]]
+    assert all(set(kw) == {"md5", "size"} for kw in kws)
+    assert kws[0] == {"md5": "251325a9afaaad0326ad1c57f57d514a", "size": 1071445248}
+    assert kws[-1] == {"md5": "47bbdc0614b468d2bfadbc49e561a320", "size": 53687}
 
 
 def test_sample_parses_clean_and_builds(tmp_path: Path) -> None:
