@@ -45,10 +45,10 @@ def _corpus_dir(recipe: Recipe, cfg: DictConfig, several: bool) -> Path:
     name = recipe.info.name
     if cfg.source == "sample":
         base = Path("data/samples") / name if (cfg.raw is None or several) else Path(cfg.raw)
-        return recipe.locate(recipe.make_sample(base))
+        return recipe.locate(recipe.make_sample(base.resolve()))
     if cfg.source == "raw":
         raw = Path("data/raw") / name if (cfg.raw is None or several) else Path(cfg.raw)
-        return recipe.locate(raw)
+        return recipe.locate(raw.resolve())  # absolute: Ray workers may run elsewhere
     raise ValueError(f"source={cfg.source!r}: choose raw or sample"
                      + (" (hf is offered by recipes that list it)" if cfg.source == "hf" else ""))
 

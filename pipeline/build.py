@@ -125,10 +125,10 @@ def _run_ray(todo: list[tuple[ShardSpec, str]], out_dir: Path, options: BuildOpt
         address = os.environ.get("RAY_ADDRESS")
         kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
                                   "log_to_driver": False}
-        if address:  # ship this project's code to the cluster's workers
-            root = Path(__file__).resolve().parents[1]
-            kwargs["runtime_env"] = {"working_dir": str(root),
-                                     "excludes": [".venv", "data", ".git", "outputs"]}
+        if address:  # ship this project's code to the cluster's workers ("local": a new
+            root = Path(__file__).resolve().parents[1]  # local cluster, set up the same way)
+            kwargs["runtime_env"] = {"working_dir": str(root), "excludes": [
+                ".venv", "data", ".git", "outputs", "runs", "lightning_logs", "*.ckpt"]}
         ray.init(address=address or None, **kwargs)
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = False

@@ -184,3 +184,14 @@ def test_cli_errors_name_the_layout_and_the_fix(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "dataset_recipes.build", "recipe=nope"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "unknown recipe 'nope'; choose one of" in proc.stderr
+
+
+def test_cluster_path_ships_the_code_and_uses_absolute_paths(ray_build, tmp_path):
+    """RAY_ADDRESS set: workers get the project through a runtime_env working_dir and run
+    in another folder; "local" starts a fresh local cluster set up exactly that way."""
+    cmd = [sys.executable, "-m", "dataset_recipes.build", "recipe=clotho", "source=sample",
+           "out=shards", "align.enabled=false", "shard_size=8", "progress=false", "workers=1"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env={**os.environ, "RAY_ADDRESS": "local"},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _tar_bytes(tmp_path / "shards") == _tar_bytes(ray_build / "clotho")
