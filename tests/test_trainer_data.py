@@ -9,10 +9,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from trainer_shards import write_mixture, write_set
+from trainer_shards import sample_members, write_mixture, write_set, write_tar
 
+import trainer.data
 from pipeline.tags import AUDIO_SPECIAL_TOKENS, QWEN_SPECIAL_TOKENS
-from trainer.data import StreamConfig, eval_batches, train_batches
+from trainer.data import EvalSet, StreamConfig, eval_batches, eval_plan, train_batches
 from trainer.datamodule import ShardDataModule
 from trainer.reader import pairs_of, read_index, read_mixture, read_shard
 from trainer.tokenizer import QwenAudioTokenizer, build_tokenizer
@@ -47,7 +48,7 @@ def test_fallback_vocabulary_keeps_the_special_token_strings() -> None:
         build_tokenizer("path")
 
 
-def test_reader_reads_only_flac_and_json(tmp_path: Path) -> None:
+def test_reader_reads_only_flac_and_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     index = write_set(tmp_path, "speechy", {"train": [2]})
     shard = read_index(index)[0]
     with tarfile.open(shard.path, "a") as tar:  # a pickle member must never be loaded
@@ -55,11 +56,43 @@ def test_reader_reads_only_flac_and_json(tmp_path: Path) -> None:
         info = tarfile.TarInfo("speechy_train_0000.pyd")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
-    samples = read_shard(shard.path)
+    extracted: list[str] = []
+    extractfile = tarfile.TarFile.extractfile
+
+    def spy(self: tarfile.TarFile, member: tarfile.TarInfo | str):
+        extracted.append(member if isinstance(member, str) else member.name)
+        return extractfile(self, member)
+
+    monkeypatch.setattr(tarfile.TarFile, "extractfile", spy)
+    samples = list(read_shard(shard.path))
     assert [k for k, _, _ in samples] == ["speechy_train_0000", "speechy_train_0001"]
+    assert extracted and not [n for n in extracted if not n.endswith((".flac", ".json"))]
     audio = samples[0][2].read()
     assert abs(len(audio) / 16000 - samples[0][1]["duration"]) < 0.01
     assert [p.task for p in pairs_of(shard)] == ["asr", "srwt", "asr", "srwt"]
+    with pytest.raises(RuntimeError, match="not loaded"):
+        pairs_of(shard, audio=False)[0].audio.read()  # metadata-only pairs hold no FLAC
+
+
+@pytest.mark.parametrize(
+    ("members", "error"),
+    [
+        (sample_members("a.b"), r"\['b\.flac', 'b\.json'\].*no dot"),  # key with a dot
+        (sample_members("a")[:1] + sample_members("b"), r"'a' has members \['flac'\]"),
+        (sample_members("a")[:1] + sample_members("b") + sample_members("a")[1:],
+         r"'a' has members \['flac'\]"),  # not adjacent
+        (sample_members("a")[:1] + sample_members("a"), "duplicate"),  # a member twice
+        (sample_members("a") + sample_members("b") + sample_members("a"), "appears twice"),
+        ([("dir/a" + n[1:], d) for n, d in sample_members("a")], r"'dir/a' is not"),
+    ],
+)
+def test_reader_refuses_samples_that_are_not_flac_plus_json(
+    tmp_path: Path, members: list, error: str
+) -> None:
+    tar = write_tar(tmp_path / "bad-train-000000.tar", members)
+    with pytest.raises(ValueError, match=error) as exc:
+        list(read_shard(str(tar)))
+    assert str(tar) in str(exc.value)  # the error names the shard
 
 
 def test_bad_paths_say_what_to_do(tmp_path: Path) -> None:
@@ -109,17 +142,47 @@ def test_world_size_must_divide_the_global_batch(tmp_path: Path) -> None:
         next(train_batches(cfg, 0, 0, 3))
 
 
+@pytest.mark.parametrize("pool", [16, 1])
 @pytest.mark.parametrize("world", [1, 2, 3])
-def test_validation_reads_every_entry_exactly_once(tmp_path: Path, world: int) -> None:
+def test_validation_reads_every_entry_exactly_once(tmp_path: Path, world: int, pool: int) -> None:
     mix = read_mixture(write_mixture(tmp_path, valid=(3, 2)))
     shards = mix["shards"]["valid"]
     expected = Counter((p.key, p.task, p.target) for s in shards for p in pairs_of(s))
-    ranks = [eval_batches(shards, 3, r, world) for r in range(world)]
+    ranks = [eval_batches(shards, 3, r, world, pool_batches=pool) for r in range(world)]
     assert len({len(b) for b in ranks}) == 1  # same number of forward passes everywhere
     seen = Counter(
         (p.key, p.task, p.target) for b in ranks for pairs, w in b if w > 0 for p in pairs
     )
     assert seen == expected
+
+
+def test_eval_set_reads_audio_one_group_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mix = read_mixture(write_mixture(tmp_path, valid=(3, 2)))
+    shards = mix["shards"]["valid"]
+    expected = Counter((p.key, p.task, p.target) for s in shards for p in pairs_of(s))
+    plan = eval_plan(shards, 2, 1, pool_batches=1)
+    groups = {g for _, _, g in plan}
+    assert len(groups) > 1 and all(p.audio.data is None for b, _, _ in plan for p in b)
+    loads: list[int] = []
+    load_audio = trainer.data.load_audio
+
+    def spy(wanted: set) -> dict:
+        loads.append(len(wanted))
+        return load_audio(wanted)
+
+    monkeypatch.setattr(trainer.data, "load_audio", spy)
+
+    def collate(pairs: list, weight: float, prompt_only: bool = False) -> list:
+        return [(p.key, p.task, p.target, len(p.audio.read()), weight) for p in pairs]
+
+    data = EvalSet(shards, 2, collate, 0, 1, pool_batches=1)  # type: ignore[arg-type]
+    rows = [row for batch in data for row in batch]
+    assert Counter(r[:3] for r in rows if r[4] > 0) == expected
+    assert all(r[3] > 0 for r in rows)  # decoded audio
+    clips = {(p.audio.path, p.key) for s in shards for p in pairs_of(s, audio=False)}
+    assert len(loads) == len(groups) and sum(loads) == len(clips)  # each clip read once
 
 
 def test_datamodule_loader_resumes_mid_epoch_and_splits_workers(tmp_path: Path) -> None:

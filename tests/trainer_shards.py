@@ -30,6 +30,24 @@ def _flac(seconds: float, seed: int) -> bytes:
     return buf.getvalue()
 
 
+def write_tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    """A tar of the given ``(name, data)`` regular-file members, in order."""
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def sample_members(key: str, seconds: float = 0.5) -> list[tuple[str, bytes]]:
+    """``<key>.flac`` + ``<key>.json`` of one ASR sample."""
+    meta = {"format_version": 1, "key": key, "tasks": speech_tasks(0, seconds),
+            "duration": seconds, "language": "en", "sample_rate": 16000,
+            "source": {"recipe": "raw", "split": "train", "file": f"{key}.wav"}}
+    return [(f"{key}.flac", _flac(seconds, 0)), (f"{key}.json", json.dumps(meta).encode())]
+
+
 def speech_tasks(i: int, duration: float) -> list[dict[str, str]]:
     """ASR + SRWT entries of a fake utterance ``i``."""
     words = [WORDS[(i + j) % len(WORDS)] for j in range(2 + i % 3)]

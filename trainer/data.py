@@ -1,20 +1,26 @@
 """Training streams and once-through evaluation sets over shard sets.
 
+Shards are read with the ``webdataset`` library (:mod:`trainer.reader`); the FLAC bytes
+travel undecoded with each pair and are decoded only for this rank's batches.
+
 Training (every rank runs exactly ``steps_per_epoch`` batches, no hang):
 
-* per task, shards are resampled (weighted by size) and the task's entries go through a
-  shuffle buffer; tasks are mixed with the task weights;
+* per task, shards are resampled (weighted by size) and the task's entries go through
+  ``webdataset``'s shuffle buffer; tasks are mixed with the task weights;
 * pools of ``pool_batches`` global batches are sorted by duration and cut into global
   batches (similar lengths together, little padding), whose order is shuffled;
 * the stream depends only on ``(seed, epoch)``: every rank walks the same global batches
-  (reading only tar headers and JSON) and decodes its own slice ``rank::world_size``, so a
-  run on 2 processes sees the same global batch as a run on 1, and resuming at step ``k``
-  skips ``k`` batches exactly.  ``per_rank_streams=True`` gives each rank its own stream
-  instead (less metadata reading on very many ranks, same step count).
+  and decodes only its own slice ``rank::world_size``, so a run on 2 processes sees the
+  same global batch as a run on 1, and resuming at step ``k`` skips ``k`` batches exactly.
+  ``per_rank_streams=True`` gives each rank its own stream instead (less reading on very
+  many ranks, same step count).
 
 Rank and world size are passed in explicitly (never read from the environment), and data
 loader worker ``w`` of ``W`` decodes batches ``w, w + W, ...`` so the loader's in-order
 round robin yields the batches in stream order.
+
+Evaluation plans every (clip, entry) pair once from the shards' JSON (no FLAC held), in
+groups of consecutive shards; a rank reads the FLAC bytes of one group at a time.
 """
 
 from __future__ import annotations
@@ -22,13 +28,16 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
+import webdataset as wds
 from torch.utils.data import IterableDataset, get_worker_info
 
 from trainer.features import Collator
-from trainer.reader import Pair, Shard, pairs_of
+from trainer.reader import Pair, Shard, entries_of, load_audio, pairs_of, read_shard
+
+EVAL_POOL_BATCHES = 16  # an evaluation group holds at least this many batches per rank
 
 
 @dataclass
@@ -45,24 +54,39 @@ class StreamConfig:
     per_rank_streams: bool = False
 
 
+def resampled_shards(shards: list[Shard], rng: random.Random) -> Iterator[Shard]:
+    """Endless shard draws, each shard with probability proportional to its sample count.
+
+    Not ``webdataset.ResampledShards``: it draws uniformly (``rng.randint`` over its url
+    list) and takes no weights, while a split's last shard is usually short (a 3-sample
+    shard would come up as often as a 1000-sample one, its clips ~300x oversampled);
+    emulating weights by repeating urls would cost a list entry per sample.
+    """
+    weights = [max(s.nsamples, 1) for s in shards]
+    while True:
+        yield rng.choices(shards, weights)[0]
+
+
 def task_stream(shards: list[Shard], task: str, rng: random.Random, buffer: int) -> Iterator[Pair]:
     """Endless pairs of one task: resampled shards, one entry per clip, shuffle buffer."""
-    weights = [max(s.nsamples, 1) for s in shards]
     tasks = frozenset([task])
-    pool: list[Pair] = []
-    empty = 0
-    while True:
-        shard = rng.choices(shards, weights)[0]
-        by_key: dict[str, list[Pair]] = {}
-        for pair in pairs_of(shard, tasks):
-            by_key.setdefault(pair.key, []).append(pair)
-        empty = 0 if by_key else empty + 1
-        if empty > 20 * len(shards):
-            raise ValueError(f"no {task!r} entries in shards {[s.path for s in shards][:3]}...")
-        for entries in by_key.values():
-            pool.append(rng.choice(entries))  # e.g. one of a clip's five captions
-            if len(pool) >= buffer:
-                yield pool.pop(rng.randrange(len(pool)))
+
+    def one_entry_per_clip() -> Iterator[Pair]:
+        empty = 0
+        for shard in resampled_shards(shards, rng):
+            found = False
+            for key, meta, audio in read_shard(shard.path):  # streamed, sample by sample
+                entries = entries_of(key, meta, audio, shard.set_name, tasks)
+                if entries:
+                    found = True
+                    yield rng.choice(entries)  # e.g. one of a clip's five captions
+            empty = 0 if found else empty + 1
+            if empty > 20 * len(shards):
+                raise ValueError(
+                    f"no {task!r} entries in shards {[s.path for s in shards][:3]}..."
+                )
+
+    return wds.filters.shuffle(buffer, initial=buffer, rng=rng)(one_entry_per_clip())
 
 
 def mixed_stream(cfg: StreamConfig, rng: random.Random) -> Iterator[Pair]:
@@ -84,8 +108,11 @@ def duration_batches(pairs: Iterator[Pair], size: int, pool: int, rng: random.Ra
     while True:
         chunk = sorted(itertools.islice(pairs, size * pool), key=lambda p: p.duration)
         batches = [chunk[i : i + size] for i in range(0, len(chunk), size)]
+        del chunk
         rng.shuffle(batches)
-        yield from batches
+        batches.reverse()
+        while batches:  # a batch handed out is no longer held here (nor its FLAC bytes)
+            yield batches.pop()
 
 
 def train_batches(
@@ -106,21 +133,51 @@ def train_batches(
         yield batch if cfg.per_rank_streams else batch[rank::world_size]
 
 
+def eval_plan(
+    shards: Sequence[Shard], batch_size: int, world_size: int,
+    pool_batches: int = EVAL_POOL_BATCHES,
+) -> list[tuple[list[Pair], float, int]]:
+    """Every (clip, entry) pair of ``shards`` once, as ``(pairs, weight, group)`` batches.
+
+    Consecutive shards form groups of at least ``pool_batches * world_size`` batches; a
+    group's pairs are sorted by duration and cut into batches of ``batch_size``, so a
+    batch needs only its group's shards.  The batch count is padded to a multiple of
+    ``world_size`` with weight-0 copies (every rank runs the same number of forward
+    passes, which FSDP needs; padding batches never count).  Pairs hold no FLAC bytes.
+    """
+    batches: list[tuple[list[Pair], float, int]] = []
+    group: list[Pair] = []
+
+    def flush() -> None:
+        group.sort(key=lambda p: (p.duration, p.key, p.task, p.target))
+        n = batches[-1][2] + 1 if batches else 0  # this group's number
+        batches.extend(
+            (group[i : i + batch_size], 1.0, n) for i in range(0, len(group), batch_size)
+        )
+        group.clear()
+
+    for shard in shards:
+        group += pairs_of(shard, audio=False)
+        if len(group) >= pool_batches * world_size * batch_size:
+            flush()
+    if group:
+        flush()
+    while batches and len(batches) % world_size:
+        batches.append((batches[-1][0], 0.0, batches[-1][2]))
+    return batches
+
+
 def eval_batches(
-    shards: Sequence[Shard], batch_size: int, rank: int, world_size: int
+    shards: Sequence[Shard], batch_size: int, rank: int, world_size: int,
+    pool_batches: int = EVAL_POOL_BATCHES,
 ) -> list[tuple[list[Pair], float]]:
     """This rank's share of every (clip, entry) pair of ``shards``, each exactly once.
 
-    Pairs are sorted by duration and cut into batches of ``batch_size``; the batch count is
-    padded to a multiple of ``world_size`` with weight-0 copies (every rank runs the same
-    number of forward passes, which FSDP needs; padding batches never count).
+    ``(pairs, weight)`` batches of :func:`eval_plan` (metadata-only pairs); weight 0
+    marks a padding batch.
     """
-    pairs = [p for s in shards for p in pairs_of(s)]
-    pairs.sort(key=lambda p: (p.duration, p.key, p.task, p.target))
-    batches = [(pairs[i : i + batch_size], 1.0) for i in range(0, len(pairs), batch_size)]
-    while batches and len(batches) % world_size:
-        batches.append((batches[-1][0], 0.0))
-    return batches[rank::world_size]
+    plan = eval_plan(shards, batch_size, world_size, pool_batches)
+    return [(pairs, weight) for pairs, weight, _ in plan[rank::world_size]]
 
 
 def _worker() -> tuple[int, int]:
@@ -151,13 +208,18 @@ class TrainStream(IterableDataset):
 
 
 class EvalSet(IterableDataset):
-    """Decoded once-through batches of one rank (see :func:`eval_batches`)."""
+    """Decoded once-through batches of one rank (see :func:`eval_plan`).
+
+    A worker reads the FLAC bytes of its batches one plan group at a time (the group's
+    shards streamed once), so it never holds more than one group's share of audio.
+    """
 
     def __init__(
         self, shards: Sequence[Shard], batch_size: int, collate: Collator, rank: int,
-        world_size: int, prompt_only: bool = False,
+        world_size: int, prompt_only: bool = False, pool_batches: int = EVAL_POOL_BATCHES,
     ) -> None:
-        self.batches = eval_batches(shards, batch_size, rank, world_size)
+        plan = eval_plan(shards, batch_size, world_size, pool_batches)
+        self.batches = plan[rank::world_size]
         self.collate, self.prompt_only = collate, prompt_only
 
     def __len__(self) -> int:
@@ -165,8 +227,14 @@ class EvalSet(IterableDataset):
 
     def __iter__(self) -> Iterator[dict]:
         worker, workers = _worker()
-        for pairs, weight in self.batches[worker::workers]:
-            yield self.collate(pairs, weight, prompt_only=self.prompt_only)
+        mine = self.batches[worker::workers]
+        for _, batches in itertools.groupby(mine, key=lambda b: b[2]):
+            group = list(batches)
+            audio = load_audio({(p.audio.path, p.key) for pairs, _, _ in group for p in pairs})
+            for pairs, weight, _ in group:
+                loaded = [replace(p, audio=audio[p.audio.path, p.key]) for p in pairs]
+                yield self.collate(loaded, weight, prompt_only=self.prompt_only)
+            del audio, group
 
 
 class PositionedLoader(torch.utils.data.DataLoader):

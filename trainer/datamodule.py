@@ -63,7 +63,7 @@ class ShardDataModule(L.LightningDataModule):
 
     def _texts(self) -> Iterator[str]:
         for shard in self.shards["train"]:
-            for pair in pairs_of(shard):
+            for pair in pairs_of(shard, audio=False):  # JSON only: no FLAC held
                 yield pair.prompt
                 yield pair.target
 
@@ -71,7 +71,7 @@ class ShardDataModule(L.LightningDataModule):
         """Training shards of each task (from the mixture, or found by reading the shards)."""
         out: dict[str, list[Shard]] = {}
         for shard in self.shards["train"]:
-            tasks = shard.tasks or {p.task for p in pairs_of(shard)}
+            tasks = shard.tasks or {p.task for p in pairs_of(shard, audio=False)}
             for task in sorted(tasks):
                 out.setdefault(task, []).append(shard)
         return out
