@@ -28,6 +28,10 @@ class MixtureError(ValueError):
     """A mixture file that cannot be used; the message names the file and the problem."""
 
 
+class MixtureNotFound(MixtureError, FileNotFoundError):
+    """No mixture file where one was expected; the message says how to build one."""
+
+
 def describe_set(build_dir: Path, root: Path) -> dict[str, Any]:
     """The mixture entry of one finished build directory (read from its report)."""
     report = json.loads((build_dir / "report.json").read_text())
@@ -77,7 +81,7 @@ def load_mixture(path: Path) -> dict[str, Any]:
     try:
         mixture = json.loads(path.read_text())
     except FileNotFoundError:
-        raise MixtureError(f"{path} not found; run `make demo` or "
+        raise MixtureNotFound(f"{path} not found; run `make demo` or "
                            "`make build-dataset RECIPE=all` to build shards first") from None
     if mixture.get("format_version", 0) > FORMAT_VERSION:
         raise MixtureError(f"{path} has format_version {mixture['format_version']}, newer than "

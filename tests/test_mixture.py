@@ -11,8 +11,9 @@ def _fake_build(root, name, tasks_hours):
     out = root / name
     out.mkdir(parents=True)
     (out / "index.json").write_text('{"__kind__": "wids-shard-index-v1", "shardlist": []}')
-    splits = {"train": {"role": "train", "samples": 1, "hours": 1.0, "tasks": {
-        t: {"entries": 1, "hours": h, "rejects": 0, "prompts": []} for t, h in tasks_hours.items()}},
+    tasks = {t: {"entries": 1, "hours": h, "rejects": 0, "prompts": []}
+             for t, h in tasks_hours.items()}
+    splits = {"train": {"role": "train", "samples": 1, "hours": 1.0, "tasks": tasks},
         "dev": {"role": "valid", "samples": 1, "hours": 9.0, "tasks": {
             "asr": {"entries": 1, "hours": 9.0, "rejects": 0, "prompts": []}}}}
     (out / "report.json").write_text(json.dumps({"recipe": name, "splits": splits}))
