@@ -35,7 +35,7 @@ class ShardDataModule(L.LightningDataModule):
         steps_per_epoch: int | None = None,
         num_workers: int = 0,
         seed: int = 0,
-        shuffle_buffer: int = 256,
+        shuffle_buffer: int = 64,
         pool_batches: int = 8,
         per_rank_streams: bool = False,
         num_mel_bins: int = 80,
