@@ -27,7 +27,14 @@ from pipeline.card import write_card, write_index, write_report
 from pipeline.recipe import Recipe
 from pipeline.record import Record, Reject
 from pipeline.shards import ShardSpec, plan_shards
-from pipeline.stages import PARTS_DIR, BuildOptions, SampleMaker, crash_part, write_shard
+from pipeline.stages import (
+    PARTS_DIR,
+    STAGES_VERSION,
+    BuildOptions,
+    SampleMaker,
+    crash_part,
+    write_shard,
+)
 
 log = logging.getLogger(__name__)
 FINAL_FILES = ("index.json", "report.json", "rejects.jsonl", "README.md")
@@ -176,7 +183,7 @@ def run_build(
     specs = plan_shards(records, name, options.shard_size)
     out_dir.mkdir(parents=True, exist_ok=True)
     _clean(out_dir, name, {s.name for s in specs})
-    opts = options.to_json()
+    opts = {**options.to_json(), "stages_version": STAGES_VERSION}
     parts: dict[str, dict[str, Any]] = {}
     todo = []
     for spec in specs:

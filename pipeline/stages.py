@@ -20,6 +20,10 @@ from pipeline.record import Record, Reject, SampleMeta
 from pipeline.shards import ShardSpec, json_bytes, write_tar
 
 PARTS_DIR = ".build"
+#: Bumped whenever the same input and options give different sample bytes (a new
+#: resampler, say); it is part of every shard's content hash, so a rerun after an upgrade
+#: rewrites the shards instead of mixing old and new ones.
+STAGES_VERSION = 2
 MAX_PROMPTS = 3  # distinct example prompts kept per task for the dataset card
 
 

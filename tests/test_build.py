@@ -195,3 +195,15 @@ def test_cluster_path_ships_the_code_and_uses_absolute_paths(ray_build, tmp_path
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _tar_bytes(tmp_path / "shards") == _tar_bytes(ray_build / "clotho")
+
+
+def test_new_stages_version_rewrites_every_shard(tmp_path, monkeypatch):
+    import pipeline.build as build_mod
+
+    out = tmp_path / "out"
+    _local_build("clotho", out, tmp_path / "raw", shard_size=8)
+    parts = {p.name: json.loads(p.read_text())["digest"] for p in (out / ".build").glob("*.json")}
+    monkeypatch.setattr(build_mod, "STAGES_VERSION", build_mod.STAGES_VERSION + 1)
+    _local_build("clotho", out, tmp_path / "raw", shard_size=8)
+    again = {p.name: json.loads(p.read_text())["digest"] for p in (out / ".build").glob("*.json")}
+    assert parts.keys() == again.keys() and all(parts[k] != again[k] for k in parts)
