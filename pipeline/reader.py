@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from pipeline.record import AUDIO_EXT, FORMAT_VERSION, META_EXT
+from pipeline.record import AUDIO_EXT, FORMAT_VERSION, KEY_RE, META_EXT
 
 INDEX_NAME = "index.json"
 INDEX_KIND = "wids-shard-index-v1"
@@ -42,7 +42,6 @@ SAMPLE_RATE = 16000
 KNOWN_EXTS = (AUDIO_EXT, META_EXT)
 #: Largest member accepted by default: 30 s of 16-bit FLAC is under 1 MB; JSON is small.
 MAX_MEMBER_BYTES = 16 * 1024 * 1024
-_KEY_OK = re.compile(r"[A-Za-z0-9_\-]+")
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "key": str, "tasks": list, "duration": (int, float), "language": str, "source": dict,
     "sample_rate": int, "format_version": int,
@@ -179,7 +178,7 @@ def check_member(info: tarfile.TarInfo, shard: str, max_bytes: int = MAX_MEMBER_
         hint = "; keys must not contain dots" if "." in ext else ""
         raise UnsafeMemberError(f"{where}: unknown extension {ext!r}, expected one of "
                                 f"{list(KNOWN_EXTS)}{hint}")
-    if not _KEY_OK.fullmatch(key):
+    if not KEY_RE.fullmatch(key):
         raise UnsafeMemberError(f"{where}: key must match [A-Za-z0-9_-]+")
     return key
 

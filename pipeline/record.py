@@ -19,6 +19,8 @@ FORMAT_VERSION = 1
 AUDIO_EXT = "flac"
 META_EXT = "json"
 
+#: What a sample key may be (FORMAT.md): writers sanitize to it, readers refuse the rest.
+KEY_RE = re.compile(r"[A-Za-z0-9_\-]+")
 _KEY_BAD = re.compile(r"[^A-Za-z0-9_\-]")
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-import re
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -30,11 +29,11 @@ import soundfile as sf
 from webdataset import tariterators
 
 from pipeline.mixture import load_mixture
+from pipeline.record import KEY_RE
 
 INDEX_KIND = "wids-shard-index-v1"
 ROLES = ("train", "valid", "test")
 MEMBERS = ("flac", "json")  # the members of a sample, and the only ones ever read
-KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -173,7 +172,7 @@ def read_shard(path: str) -> Iterator[tuple[str, dict[str, Any], AudioRef]]:
                     f"{path}: sample {key!r} has members {list(members)}; a sample is "
                     "exactly <key>.flac + <key>.json, adjacent, and a key has no dot"
                 )
-            if not KEY.fullmatch(key):
+            if not KEY_RE.fullmatch(key):
                 raise ValueError(f"{path}: sample key {key!r} is not [A-Za-z0-9_-]+")
             if key in seen:
                 raise ValueError(f"{path}: sample key {key!r} appears twice in the shard")
