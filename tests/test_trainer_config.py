@@ -51,3 +51,14 @@ def test_experiment_composes_and_instantiates(name: str, tmp_path: Path) -> None
     frozen = {part for part in ("encoder", "projector", "lm")
               if not any(p.requires_grad for p in getattr(module.net, part).parameters())}
     assert frozen == {"multitask": set(), "pretrain": {"lm"}, "finetune": {"encoder"}}[name]
+
+
+def test_tensorboard_logger_option(tmp_path: Path) -> None:
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    mixture = write_mixture(tmp_path / "shards")
+    cfg = _compose(["+experiment=multitask", f"data.mixture={mixture}", "model=tiny",
+                    "trainer=cpu", "logger=tensorboard", f"paths.run_dir={tmp_path}/run"])
+    _, _, trainer = build(cfg)
+    assert {type(lg) for lg in trainer.loggers} == {CSVLogger, TensorBoardLogger}
+    assert Path(trainer.loggers[0].log_dir).is_relative_to(tmp_path / "run")
