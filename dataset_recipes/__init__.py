@@ -24,21 +24,25 @@ from pipeline.recipe import Recipe
 
 #: Every recipe by name; ``make build-dataset RECIPE=<name>`` looks names up here.
 RECIPES: dict[str, Recipe] = {
+    # speech
     "librispeech": librispeech.RECIPE,
-    "clotho": clotho.RECIPE,
-    "cochlscene": cochlscene.RECIPE,
-    "esc50": esc50.RECIPE,
-    "tut2017": tut2017.RECIPE,
-    "gtzan": gtzan.RECIPE,
-    "nsynth": nsynth.RECIPE,
-    "clotho_aqa": clotho_aqa.RECIPE,
-    "vocalsound": vocalsound.RECIPE,
     "aishell1": aishell1.RECIPE,
-    "musiccaps": musiccaps.RECIPE,
-    "audioset": audioset.RECIPE,
-    "meld": meld.RECIPE,
-    "lhotse": lhotse_manifests.RECIPE,
     "covost2": covost2.RECIPE,
+    "meld": meld.RECIPE,
+    "vocalsound": vocalsound.RECIPE,
+    # sounds
+    "clotho": clotho.RECIPE,
+    "clotho_aqa": clotho_aqa.RECIPE,
+    "cochlscene": cochlscene.RECIPE,
+    "tut2017": tut2017.RECIPE,
+    "esc50": esc50.RECIPE,
+    "audioset": audioset.RECIPE,
+    # music
+    "nsynth": nsynth.RECIPE,
+    "gtzan": gtzan.RECIPE,
+    "musiccaps": musiccaps.RECIPE,
+    # any corpus
+    "lhotse": lhotse_manifests.RECIPE,
     "manifest": manifest.RECIPE,
 }
 
