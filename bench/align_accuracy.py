@@ -158,7 +158,7 @@ def run(name: str, cfg: AlignConfig, items: list[Item]) -> dict[str, float | int
 def _configs(args: argparse.Namespace) -> list[tuple[str, AlignConfig]]:
     out = [
         ("pocketsphinx", AlignConfig()),
-        ("pocketsphinx (word pass only)", AlignConfig(phone_pass=False)),
+        ("pocketsphinx + phone pass", AlignConfig(phone_pass=True)),
     ]
     if args.whisperx_model:
         out.append(("whisperx", AlignConfig(

@@ -196,3 +196,16 @@ def test_build_stage_keeps_asr_and_records_align_rejects() -> None:
     assert [t["task"] for t in bad.meta["tasks"]] == ["asr"]
     (rej,) = bad.rejects
     assert (rej.stage, rej.task) == ("align", "srwt") and "transcript" in rej.reason
+
+
+def test_phone_pass_agrees_with_the_word_pass() -> None:
+    """The optional state-level second pass (align.phone_pass) aligns the same words; on
+    this clip its boundaries equal the word pass's (bench/RESULTS.md: identical on both sets)."""
+    samples = _libri("1272-128104-0000")
+    text = ("MISTER QUILTER IS THE APOSTLE OF THE MIDDLE CLASSES AND WE ARE GLAD TO WELCOME "
+            "HIS GOSPEL")
+    plain = make_aligner(AlignConfig()).align(samples, text, "en")
+    phone = make_aligner(AlignConfig(phone_pass=True)).align(samples, text, "en")
+    assert [w.word for w in phone] == [w.word for w in plain] == text.split()
+    pairs = zip(plain, phone, strict=True)
+    assert max(abs(a.start - b.start) + abs(a.end - b.end) for a, b in pairs) < 0.02

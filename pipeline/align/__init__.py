@@ -58,7 +58,7 @@ class AlignConfig:
     hf_cache: str | None = None
     device: str = "cpu"
     g2p: bool = True
-    phone_pass: bool = True
+    phone_pass: bool = False
     dither_lsb: float = 2.0
     min_speech_dbfs: float = -50.0
     max_word_seconds: float = 3.0

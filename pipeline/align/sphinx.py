@@ -39,7 +39,7 @@ class SphinxOptions:
     """Decoder settings of the pocketsphinx backend (see :class:`AlignConfig`)."""
 
     g2p: bool = True
-    phone_pass: bool = True
+    phone_pass: bool = False
     dither_lsb: float = 2.0
     beam: float = 1e-80
     wbeam: float = 1e-40
