@@ -137,6 +137,9 @@ def _run_ray(todo: list[tuple[ShardSpec, str]], out_dir: Path, options: BuildOpt
             kwargs["runtime_env"] = {"working_dir": str(root), "excludes": [
                 ".venv", "data", ".git", "outputs", "runs", "lightning_logs", "*.ckpt"]}
         ray.init(address=address or None, **kwargs)
+    # our own bar shows samples and hours; Ray Data's per-operator bars and INFO lines
+    # would interleave with it
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
