@@ -111,6 +111,11 @@ def write_report(
     return report
 
 
+def _code_tokens(text: str) -> str:
+    """Put ``<|...|>`` tokens in code spans, so Markdown shows them instead of eating them."""
+    return re.sub(r"`?(<\|[^<>|]+\|>)`?", r"`\1`", text)
+
+
 def hf_split_name(split: str) -> str:
     """Hugging Face split names allow only word characters (``dev-clean`` -> ``dev_clean``)."""
     return re.sub(r"\W", "_", split)
@@ -177,11 +182,11 @@ def write_card(out_dir: Path, info: CorpusInfo, report: dict[str, Any]) -> None:
     choices = [t for t in merged if t in tags.TASKS and not tags.TASKS[t].released]
     if choices or info.notes:
         body += ["", "## Choices made where the release shows no prompt", ""]
-        body += [f"- `{t}`: {tags.TASKS[t].description}; the released Qwen-Audio evaluation "
-                 "scripts show no prompt for it, so the closest existing output "
+        body += [f"- `{t}`: {_code_tokens(tags.TASKS[t].description)}; the released Qwen-Audio "
+                 "evaluation scripts show no prompt for it, so the closest existing output "
                  "instruction is used." for t in sorted(choices)]
         if info.notes:
-            body += [f"- {info.notes}"]
+            body += [f"- {_code_tokens(info.notes)}"]
     body += ["", *card_section(out_dir, _card_shards(out_dir, info, report), {info.name: info})]
     body += ["## Citation", "", "```bibtex", info.citation.strip(), "```", ""]
     _write_atomic(out_dir / "README.md", "\n".join([*front, "", *body]))
