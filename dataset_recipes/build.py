@@ -42,15 +42,18 @@ def _names(spec: Any) -> list[str]:
 
 
 def _corpus_dir(recipe: Recipe, cfg: DictConfig, several: bool) -> Path:
+    """The corpus root: ``raw`` for one recipe; ``raw/<recipe>`` for several (the default
+    root is ``data/raw``, or ``data/samples`` where the sample corpora are written)."""
     name = recipe.info.name
-    if cfg.source == "sample":
-        base = Path("data/samples") / name if (cfg.raw is None or several) else Path(cfg.raw)
-        return recipe.locate(recipe.make_sample(base.resolve()))
-    if cfg.source == "raw":
-        raw = Path("data/raw") / name if (cfg.raw is None or several) else Path(cfg.raw)
-        return recipe.locate(raw.resolve())  # absolute: Ray workers may run elsewhere
-    raise ValueError(f"source={cfg.source!r}: choose raw or sample"
-                     + (" (hf is offered by recipes that list it)" if cfg.source == "hf" else ""))
+    if cfg.source not in ("raw", "sample"):
+        raise ValueError(f"source={cfg.source!r}: choose raw, sample or hf")
+    default_root = Path("data/samples" if cfg.source == "sample" else "data/raw")
+    if cfg.raw is None:
+        base = default_root / name
+    else:
+        base = Path(cfg.raw) / name if several else Path(cfg.raw)
+    base = base.resolve()  # absolute: Ray workers may run in another folder or machine
+    return recipe.locate(recipe.make_sample(base) if cfg.source == "sample" else base)
 
 
 def _options(recipe: Recipe, cfg: DictConfig) -> BuildOptions:

@@ -207,3 +207,15 @@ def test_new_stages_version_rewrites_every_shard(tmp_path, monkeypatch):
     _local_build("clotho", out, tmp_path / "raw", shard_size=8)
     again = {p.name: json.loads(p.read_text())["digest"] for p in (out / ".build").glob("*.json")}
     assert parts.keys() == again.keys() and all(parts[k] != again[k] for k in parts)
+
+
+def test_several_recipes_read_one_folder_each_under_raw(tmp_path):
+    for name in ("clotho", "librispeech"):
+        RECIPES[name].make_sample(tmp_path / "raw" / name)
+    cmd = [sys.executable, "-m", "dataset_recipes.build", "recipe=[clotho,librispeech]",
+           f"raw={tmp_path / 'raw'}", f"out={tmp_path / 'out'}", "runner=local",
+           "align.enabled=false", "progress=false"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "clotho: 14 samples" in proc.stdout and "librispeech: 24 samples" in proc.stdout
+    assert (tmp_path / "out" / "mixture.json").is_file()
