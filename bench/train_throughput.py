@@ -93,66 +93,6 @@ def arrival_batches(cfg: Any, epoch: int, rank: int = 0, world: int = 1) -> Iter
             done += 1
 
 
-class PaddedCollator:
-    """Baseline batches: every clip's log-mel padded to 30 s (Whisper's default), rows in
-    the order given; same keys and token layout as :class:`trainer.features.Collator`."""
-
-    def __init__(self, tokenizer: Any, num_mel_bins: int = 80) -> None:
-        from transformers import WhisperFeatureExtractor
-
-        self.tokenizer = tokenizer
-        self.extractor = WhisperFeatureExtractor(feature_size=num_mel_bins)
-
-    def mel(self, audio: Any) -> Any:
-        """``(bins, 3000)`` log-mel of one clip (padded, or cut, to 30 s)."""
-        from trainer.features import SAMPLE_RATE
-
-        out = self.extractor(audio, sampling_rate=SAMPLE_RATE, return_tensors="np")
-        return out.input_features[0]
-
-    def __call__(self, pairs: list[Any]) -> dict[str, Any]:
-        import numpy as np
-        import torch
-
-        from trainer.features import (
-            HOP,
-            IGNORE,
-            MIN_SAMPLES,
-            TASK_NAMES,
-            audio_token_count,
-            encode_pair,
-        )
-
-        audios = [p.audio.read() for p in pairs]
-        feats = np.stack([self.mel(a) for a in audios]).astype(np.float32)
-        frames = feats.shape[-1]
-        lens = [min(max(len(a), MIN_SAMPLES) // HOP, frames) for a in audios]
-        seqs = [
-            encode_pair(self.tokenizer, p.prompt, p.target, audio_token_count(n * HOP))
-            for p, n in zip(pairs, lens, strict=True)
-        ]
-        width = max(len(ids) for ids, _ in seqs)
-        ids = torch.full((len(pairs), width), self.tokenizer.eot_id, dtype=torch.long)
-        labels = torch.full((len(pairs), width), IGNORE, dtype=torch.long)
-        mask = torch.zeros((len(pairs), width), dtype=torch.long)
-        for i, (s, lab) in enumerate(seqs):
-            ids[i, : len(s)], labels[i, : len(s)], mask[i, : len(s)] = (
-                torch.tensor(s), torch.tensor(lab), 1,
-            )
-        return {
-            "input_features": torch.from_numpy(feats),
-            "feature_lens": torch.tensor(lens),
-            "input_ids": ids,
-            "attention_mask": mask,
-            "labels": labels,
-            "task_ids": torch.tensor([TASK_NAMES.index(p.task) for p in pairs]),
-            "durations": torch.tensor([p.duration for p in pairs], dtype=torch.float32),
-            "weight": torch.ones(len(pairs)),
-            "keys": [p.key for p in pairs],
-            "targets": [p.target for p in pairs],
-        }
-
-
 class Timed:
     """Wraps a callable and sums its wall time."""
 
@@ -189,7 +129,9 @@ def run_variant(variant: str, steps: int, batch_size: int, warmup: int) -> dict[
         warm_batches: Iterator[dict] = iter(warm)
         batches: Iterator[dict] = iter(data.train_dataloader())  # (epoch 0, skip 0): no trainer
     else:
-        collate = PaddedCollator(data.tokenizer, data.collate.extractor.feature_size)
+        from trainer.features import Collator
+
+        collate = Collator(data.tokenizer, data.collate.extractor.feature_size, pad_to_30s=True)
         timed_mel = Timed(collate.mel)
         collate.mel = timed_mel  # type: ignore[method-assign]
         warm_batches = map(collate, arrival_batches(cfg, 1))

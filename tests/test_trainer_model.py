@@ -127,3 +127,18 @@ def test_freeze_and_bad_parts(tok: QwenAudioTokenizer) -> None:
         build_model(tok, WhisperConfig(**ENC), Qwen2Config(**LM), freeze=["decoder"])
     with pytest.raises(FileNotFoundError, match="local folder"):
         build_model(tok, None, Qwen2Config(**LM), encoder_path=str(Path("/nonexistent/w")))
+
+
+def test_whisper_style_30s_padding_changes_only_the_feature_width(
+    tok: QwenAudioTokenizer, pairs: list
+) -> None:
+    cut = Collator(tok)(pairs[:4])
+    padded = Collator(tok, pad_to_30s=True)(pairs[:4])
+    assert padded["input_features"].shape[-1] == 3000 > cut["input_features"].shape[-1]
+    for key in ("input_ids", "labels", "attention_mask", "feature_lens"):
+        assert torch.equal(padded[key], cut[key]), key
+    for i, n in enumerate(cut["feature_lens"].tolist()):
+        # the clip's own frames are equal, but the last, whose STFT window reaches past the
+        # clip (reflection of the clip vs zeros of the padding)
+        a, b = padded["input_features"][i, :, : n - 1], cut["input_features"][i, :, : n - 1]
+        assert torch.allclose(a, b, atol=1e-5)

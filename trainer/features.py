@@ -59,26 +59,36 @@ def encode_pair(
 class Collator:
     """Decode the audio of a list of pairs and build one padded batch (a dict of tensors)."""
 
-    def __init__(self, tokenizer: QwenAudioTokenizer, num_mel_bins: int = 80) -> None:
+    def __init__(
+        self, tokenizer: QwenAudioTokenizer, num_mel_bins: int = 80, pad_to_30s: bool = False
+    ) -> None:
+        """``pad_to_30s=True`` pads every clip's features to Whisper's fixed 30 s (3000
+        frames) instead of the longest clip of the batch; the audio tokens still follow each
+        clip's own length (the baseline of ``bench/train_throughput.py``)."""
         self.tokenizer = tokenizer
         self.extractor = WhisperFeatureExtractor(feature_size=num_mel_bins)
+        self.pad_to_30s = pad_to_30s
 
     def mel(self, audio: np.ndarray) -> np.ndarray:
         """Log-mel features ``(bins, len(audio) // 160)`` of one clip."""
         if len(audio) < MIN_SAMPLES:
             audio = np.pad(audio, (0, MIN_SAMPLES - len(audio)))
-        out = self.extractor(
-            audio, sampling_rate=SAMPLE_RATE, padding="longest", return_tensors="np"
-        )
+        padding = "max_length" if self.pad_to_30s else "longest"
+        out = self.extractor(audio, sampling_rate=SAMPLE_RATE, padding=padding, return_tensors="np")
         return out.input_features[0]
 
     def __call__(
         self, pairs: Sequence[Pair], weight: float = 1.0, prompt_only: bool = False
     ) -> dict[str, Any]:
         """Batch of ``pairs``; ``weight=0`` marks a padding batch that must not count."""
-        mels = [self.mel(p.audio.read()) for p in pairs]
+        audios = [p.audio.read() for p in pairs]
+        mels = [self.mel(a) for a in audios]
         lens = [m.shape[1] for m in mels]
-        feats = np.zeros((len(pairs), mels[0].shape[0], max(lens)), dtype=np.float32)
+        if self.pad_to_30s:  # the features are 3000 frames; the clip is what it is
+            lens = [min(max(len(a), MIN_SAMPLES) // HOP, n) for a, n in zip(audios, lens,
+                                                                              strict=True)]
+        frames = max(m.shape[1] for m in mels)
+        feats = np.zeros((len(pairs), mels[0].shape[0], frames), dtype=np.float32)
         for i, m in enumerate(mels):
             feats[i, :, : m.shape[1]] = m
         n_audio = [audio_token_count(n * HOP) for n in lens]
