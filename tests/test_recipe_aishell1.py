@@ -6,6 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from recipe_helpers import split_items
 
 from dataset_recipes import RECIPES
 from dataset_recipes.aishell1 import RECIPE, unpack_speakers
@@ -21,8 +22,7 @@ TRANS = "transcript/aishell_transcript_v0.8.txt"
 
 def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
     items = list(RECIPE.prepare(RECIPE.locate(raw)))
-    return ([i for i in items if isinstance(i, Record)],
-            [i for i in items if isinstance(i, Reject)])
+    return split_items(items)
 
 
 def test_registered() -> None:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from recipe_helpers import split_items
 
 from dataset_recipes import RECIPES
 from dataset_recipes.esc50 import RECIPE
@@ -18,8 +19,7 @@ PROMPT = "<|startofanalysis|><|unknown|><|keyword|><|en|><|notimestamps|><|event
 
 def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
     items = list(RECIPE.prepare(RECIPE.locate(raw)))
-    return ([i for i in items if isinstance(i, Record)],
-            [i for i in items if isinstance(i, Reject)])
+    return split_items(items)
 
 
 def test_registered():

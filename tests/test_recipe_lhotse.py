@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from recipe_helpers import split_items
+
 from dataset_recipes import RECIPES
 from dataset_recipes.lhotse_manifests import RECIPE, RoleByName, language_code
 from pipeline.build import run_build
@@ -18,8 +20,7 @@ SRWT_TARGET = ("<|0.00|>THE<|0.11|>QUICK<|0.45|>BROWN<|0.75|>FOX<|1.14|>JUMPS<|1
 
 def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
     items = list(RECIPE.prepare(RECIPE.locate(raw)))
-    return ([i for i in items if isinstance(i, Record)],
-            [i for i in items if isinstance(i, Reject)])
+    return split_items(items)
 
 
 def test_registered_as_lhotse():

@@ -3,17 +3,17 @@
 from pathlib import Path
 
 import pytest
+from recipe_helpers import split_items
 
 from dataset_recipes import RECIPES
 from dataset_recipes.librispeech import RECIPE
 from pipeline.recipe import CorpusNotFound
-from pipeline.record import Record, Reject
 
 FIXTURE = Path(__file__).parent / "fixtures" / "librispeech"
 
 
 def _split(items):
-    return [i for i in items if isinstance(i, Record)], [i for i in items if isinstance(i, Reject)]
+    return split_items(items)
 
 
 def test_registered():

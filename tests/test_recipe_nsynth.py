@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import soundfile as sf
+from recipe_helpers import split_items
 
 from dataset_recipes import RECIPES
 from dataset_recipes.nsynth import RECIPE
@@ -22,8 +23,7 @@ MNA = "<|startofanalysis|><|unknown|><|keyword|><|en|><|notimestamps|><|note_ana
 
 def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
     items = list(RECIPE.prepare(RECIPE.locate(raw)))
-    return ([i for i in items if isinstance(i, Record)],
-            [i for i in items if isinstance(i, Reject)])
+    return split_items(items)
 
 
 def test_registered() -> None:

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from recipe_helpers import split_items
 
 from dataset_recipes import RECIPES
 from dataset_recipes.vocalsound import RECIPE
@@ -19,8 +20,7 @@ PROMPT = ("<|startofanalysis|><|en|><|keyword|><|en|><|notimestamps|>"
 
 def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
     items = list(RECIPE.prepare(RECIPE.locate(raw)))
-    return ([i for i in items if isinstance(i, Record)],
-            [i for i in items if isinstance(i, Reject)])
+    return split_items(items)
 
 
 def test_registered():
