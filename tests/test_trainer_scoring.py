@@ -45,3 +45,9 @@ def test_note_analysis_fields() -> None:
     out = note_fields([ref], [hyp])
     assert out == {"pitch_acc": 1.0, "velocity_acc": 0.0, "instrument_acc": 1.0,
                    "sonic_f1": pytest.approx(2 / 3)}
+
+
+def test_bleu_tokenizes_chinese_by_character() -> None:
+    # one "word" under 13a tokenization (BLEU 0); sacrebleu's zh tokenizer splits characters
+    assert bleu([["今天天气很好"]], ["今天天气很好"]) == pytest.approx(100)
+    assert 0 < bleu([["今天天气很好"]], ["今天天气不好"]) < 100

@@ -9,16 +9,17 @@ a documented substitute.
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+
+import editdistance
+import sacrebleu
 
 from pipeline.tags import TagError, parse_srwt
 
 _PUNCT = re.compile(r"[^\w\s']|_")
 _CJK = re.compile(r"[\u3400-\u9fff]")
-_TOKEN_13A = re.compile(r"([\{-\~\[-\` -\&\(-\+\:-\@\/])")
 
 LABEL_TASKS = ("asc", "ser", "vsc", "sec", "mgr", "aqa")
 CAPTION_TASKS = ("aac", "mc")
@@ -34,47 +35,24 @@ def _units(text: str) -> list[str]:
     return [c for c in text if not c.isspace()] if _CJK.search(text) else text.split()
 
 
-def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
-    """Levenshtein distance between two token sequences."""
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i]
-        for j, y in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1]
-
-
 def wer(refs: Sequence[str], hyps: Sequence[str]) -> float:
-    """Corpus word error rate (characters for Chinese), after normalization."""
-    edits = sum(edit_distance(_units(r), _units(h)) for r, h in zip(refs, hyps, strict=True))
-    return edits / max(1, sum(len(_units(r)) for r in refs))
+    """Corpus word error rate (characters for Chinese), after normalization: edit distance
+    with the ``editdistance`` package, as Qwen-Audio's ``evaluate_asr.py`` computes it."""
+    pairs = [(_units(r), _units(h)) for r, h in zip(refs, hyps, strict=True)]
+    edits = sum(editdistance.eval(r, h) for r, h in pairs)
+    return edits / max(1, sum(len(r) for r, _ in pairs))
 
 
-def _bleu_tokens(text: str) -> list[str]:
-    return _TOKEN_13A.sub(r" \1 ", text).split()
-
-
-def bleu(refs: Sequence[Sequence[str]], hyps: Sequence[str], order: int = 4) -> float:
-    """Corpus BLEU (0-100) with 13a-style tokenization and several references per line."""
-    match, total = [0] * order, [0] * order
-    hyp_len = ref_len = 0
-    for rs, h in zip(refs, hyps, strict=True):
-        ht, rts = _bleu_tokens(h), [_bleu_tokens(r) for r in rs]
-        hyp_len += len(ht)
-        ref_len += min((abs(len(r) - len(ht)), len(r)) for r in rts)[1]
-        for n in range(1, order + 1):
-            grams = Counter(tuple(ht[i : i + n]) for i in range(len(ht) - n + 1))
-            best: Counter = Counter()
-            for r in rts:
-                best |= Counter(tuple(r[i : i + n]) for i in range(len(r) - n + 1))
-            match[n - 1] += sum(min(c, best[g]) for g, c in grams.items())
-            total[n - 1] += max(0, len(ht) - n + 1)
-    if not hyp_len or min(match) == 0:
+def bleu(refs: Sequence[Sequence[str]], hyps: Sequence[str]) -> float:
+    """Corpus BLEU-4 (0-100) with sacrebleu, as Qwen-Audio's ``evaluate_st.py``; several
+    references per line allowed; ``zh`` tokenization when the references are Chinese."""
+    if not hyps:
         return 0.0
-    log_p = sum(math.log(m / t) for m, t in zip(match, total, strict=True)) / order
-    bp = 1.0 if hyp_len > ref_len else math.exp(1 - ref_len / hyp_len)
-    return 100 * bp * math.exp(log_p)
+    width = max(len(rs) for rs in refs)
+    streams = [[rs[i] if i < len(rs) else None for rs in refs] for i in range(width)]
+    chinese = any(_CJK.search(r) for rs in refs for r in rs)
+    return float(sacrebleu.corpus_bleu(list(hyps), streams,
+                                       tokenize="zh" if chinese else "13a").score)
 
 
 def accuracy(refs: Sequence[str], hyps: Sequence[str]) -> float:
