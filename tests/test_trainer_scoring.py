@@ -51,3 +51,8 @@ def test_bleu_tokenizes_chinese_by_character() -> None:
     # one "word" under 13a tokenization (BLEU 0); sacrebleu's zh tokenizer splits characters
     assert bleu([["今天天气很好"]], ["今天天气很好"]) == pytest.approx(100)
     assert 0 < bleu([["今天天气很好"]], ["今天天气不好"]) < 100
+
+
+def test_wer_uses_whispers_english_normalizer() -> None:
+    # Whisper's normalizer spells out "Mr." and ignores case and punctuation: no errors
+    assert wer(["Mr. Quilter is the apostle."], ["mister quilter is the apostle"]) == 0.0

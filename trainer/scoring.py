@@ -1,6 +1,7 @@
 """Per-task scores in the manner of Qwen-Audio's released scorers (``eval_audio/``).
 
-WER for ASR (character error rate for Chinese), corpus BLEU-4 for S2TT, exact-match
+WER for ASR (Whisper's text normalizers, edit distance; character error rate for
+Chinese), corpus BLEU-4 for S2TT (sacrebleu), exact-match
 accuracy for label tasks and AQA, average absolute word-boundary shift for SRWT, and the
 note-analysis fields of NSynth.  Captions (AAC, music captions) are scored with
 multi-reference BLEU-4 here; the release uses SPIDEr (CIDEr + SPICE, which needs Java):
@@ -15,6 +16,8 @@ from collections.abc import Sequence
 
 import editdistance
 import sacrebleu
+from whisper_normalizer.basic import BasicTextNormalizer
+from whisper_normalizer.english import EnglishTextNormalizer
 
 from pipeline.tags import TagError, parse_srwt
 
@@ -30,15 +33,25 @@ def normalize(text: str) -> str:
     return " ".join(_PUNCT.sub(" ", text.lower()).split())
 
 
-def _units(text: str) -> list[str]:
-    text = normalize(text)
-    return [c for c in text if not c.isspace()] if _CJK.search(text) else text.split()
+_ENGLISH = EnglishTextNormalizer()
+_BASIC = BasicTextNormalizer()
+
+
+def _units(text: str, chinese: bool) -> list[str]:
+    """Scoring units: Whisper's English normalizer then words; for Chinese, characters
+    after the basic normalizer (both from ``whisper_normalizer``, as the release uses)."""
+    if chinese:
+        return [c for c in _BASIC(text) if not c.isspace()]
+    return _ENGLISH(text).split()
 
 
 def wer(refs: Sequence[str], hyps: Sequence[str]) -> float:
     """Corpus word error rate (characters for Chinese), after normalization: edit distance
     with the ``editdistance`` package, as Qwen-Audio's ``evaluate_asr.py`` computes it."""
-    pairs = [(_units(r), _units(h)) for r, h in zip(refs, hyps, strict=True)]
+    pairs = []
+    for r, h in zip(refs, hyps, strict=True):
+        chinese = bool(_CJK.search(r))
+        pairs.append((_units(r, chinese), _units(h, chinese)))
     edits = sum(editdistance.eval(r, h) for r, h in pairs)
     return edits / max(1, sum(len(r) for r, _ in pairs))
 
