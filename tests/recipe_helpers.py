@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
+from types import SimpleNamespace
+from typing import Any
 
 from pipeline.record import Record, Reject
 
@@ -14,3 +17,14 @@ def split_items(items: Iterable[Record | Reject]) -> tuple[list[Record], list[Re
     for item in items:
         (records if isinstance(item, Record) else rejects).append(item)
     return records, rejects
+
+
+def record_downloads(monkeypatch: Any) -> list[list[tuple[str, dict[str, Any]]]]:
+    """Stand in for ``pipeline.download`` (no network): each ``download_corpus`` call
+    appends its remotes as ``(url, keyword arguments)`` to the returned list and returns
+    the target folder."""
+    calls: list[list[tuple[str, dict[str, Any]]]] = []
+    fake = SimpleNamespace(Remote=lambda url, **kw: (url, kw),
+                           download_corpus=lambda remotes, target: calls.append(remotes) or target)
+    monkeypatch.setitem(sys.modules, "pipeline.download", fake)
+    return calls

@@ -1,13 +1,11 @@
 """Clotho-AQA recipe: question prompts, one entry per answer, confidence, rejects, build."""
 
 import json
-import sys
 import tarfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from recipe_helpers import split_items
+from recipe_helpers import record_downloads, split_items
 
 from dataset_recipes import RECIPES
 from dataset_recipes.clotho_aqa import RECIPE
@@ -69,14 +67,11 @@ def test_wrong_csv_raises_naming_the_file(tmp_path: Path) -> None:
 
 def test_download_fetches_csvs_and_audio_zip(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-    fake = SimpleNamespace(Remote=lambda url, **kw: url,
-                           download_corpus=lambda remotes, target: calls.append(remotes) or target)
-    monkeypatch.setitem(sys.modules, "pipeline.download", fake)
+    calls = record_downloads(monkeypatch)
     assert RECIPE.download is not None and RECIPE.download(tmp_path) == tmp_path
     base = "https://zenodo.org/records/6473207/files/"
-    assert calls == [[base + "clotho_aqa_train.csv", base + "clotho_aqa_val.csv",
-                      base + "clotho_aqa_test.csv", base + "audio_files.zip"]]
+    assert calls == [[(base + "clotho_aqa_train.csv", {}), (base + "clotho_aqa_val.csv", {}),
+                      (base + "clotho_aqa_test.csv", {}), (base + "audio_files.zip", {})]]
 
 
 def test_sample_parses_clean_and_builds(tmp_path: Path) -> None:

@@ -1,13 +1,11 @@
 """NSynth recipe: note-analysis targets, JSON rejects with lines, sample at true pitch, build."""
 
-import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import soundfile as sf
-from recipe_helpers import split_items
+from recipe_helpers import record_downloads, split_items
 
 from dataset_recipes import RECIPES
 from dataset_recipes.nsynth import RECIPE
@@ -75,10 +73,7 @@ def test_locate(tmp_path: Path) -> None:
 
 def test_download_fetches_the_three_archives(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-    fake = SimpleNamespace(Remote=lambda url, **kw: (url, kw),
-                           download_corpus=lambda remotes, target: calls.append(remotes) or target)
-    monkeypatch.setitem(sys.modules, "pipeline.download", fake)
+    calls = record_downloads(monkeypatch)
     assert RECIPE.download is not None and RECIPE.download(tmp_path) == tmp_path
     base = "http://download.magenta.tensorflow.org/datasets/nsynth/"
     assert calls == [[

@@ -1,11 +1,9 @@
 """TUT Acoustic Scenes 2017 recipe: meta.txt + fold 1 + error.txt, rejects, sample, build."""
 
-import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from recipe_helpers import split_items
+from recipe_helpers import record_downloads, split_items
 
 from dataset_recipes import RECIPES
 from dataset_recipes.tut2017 import ARCHIVES, RECIPE
@@ -81,10 +79,7 @@ def test_locate(tmp_path: Path) -> None:
 
 def test_download_fetches_the_official_archives(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-    fake = SimpleNamespace(Remote=lambda url, **kw: (url, kw),
-                           download_corpus=lambda remotes, target: calls.append(remotes) or target)
-    monkeypatch.setitem(sys.modules, "pipeline.download", fake)
+    calls = record_downloads(monkeypatch)
     assert RECIPE.download is not None and RECIPE.download(tmp_path) == tmp_path
     urls = [u for u, _ in calls[0]]
     assert urls == list(ARCHIVES) and len(urls) == 19
