@@ -22,11 +22,13 @@ BUILD_ARGS := recipe=$(if $(findstring $(comma),$(RECIPE)),[$(RECIPE)],$(RECIPE)
 setup: $(STAMP)
 
 # Install the exact, resolved set from requirements.lock (torch 2.8 line, pinned by whisperx).
+# About 8 GB in .venv (PyPI's torch 2.8 for Linux x86_64 brings the CUDA wheels even on CPU);
+# --no-cache-dir keeps pip from holding a second copy of the wheels in ~/.cache.
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.lock
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q --no-cache-dir --upgrade pip
+	$(PY) -m pip install -q --no-cache-dir -r requirements.lock
+	$(PY) -m pip install -q --no-cache-dir --no-deps -e .
 	touch $(STAMP)
 
 # Re-resolve requirements.in into requirements.lock (needs the package index).
