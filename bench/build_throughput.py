@@ -1,144 +1,311 @@
-"""Build throughput: the project's build (one process, and Ray Data) against the loop a user
-would write first, on the same generated corpus, in one run.
+"""Build throughput on a LibriSpeech-layout corpus: the project's build against what a user
+would write first and against Lhotse, on the same corpus, in one run.
 
 Usage::
 
-    python bench/build_throughput.py                      # 240 clips x 10 s, 44.1 kHz stereo
-    python bench/build_throughput.py --clips 400 --seconds 20 --workers 2
+    python bench/build_throughput.py                   # 10 h corpus, cached under data/bench
+    python bench/build_throughput.py --hours 0.5 --repeat 1
 
-The corpus is written in Clotho's official layout (captions CSV + ``development/*.wav``) with
-generated sounds, so the real Clotho recipe parses it.  Variants:
+The corpus is generated once (deterministic from ``--seed``) in LibriSpeech's official
+layout: ``LibriSpeech/train-clean-100/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac``
+(16 kHz mono 16-bit FLAC, 2-20 s, written by libFLAC with the same metadata blocks as the
+real release: seek table, Vorbis comment, 8 KiB padding) plus ``<speaker>-<chapter>.trans.txt``.
+The audio is speech-like: a glottal pulse train with a moving pitch, shaped by three
+moving formant resonators, in syllables and pauses, over a low noise floor, so FLAC
+compresses it about as much as read speech.
 
-- ``naive loop``: ``soundfile.read`` -> mean over channels -> ``scipy.signal.resample_poly``
-  -> ``webdataset.ShardWriter`` writing FLAC + JSON; no checks, no rejects, no resume, shard
-  names and bytes not deterministic.
-- ``pipeline, runner=local``: ``run_build`` in this process (the same stages as Ray).
-- ``pipeline, runner=ray``: ``run_build`` on a local Ray instance with ``--workers`` actors
-  (Ray's start-up is timed apart; actor start-up is in the wall time).
+Variants, each in its own process (peak memory is the sum of the RSS of its whole process
+tree, sampled every 50 ms):
 
-Figures: wall seconds, samples/s and audio seconds per wall second, best of ``--repeat``
-interleaved runs (so page cache and imports favour no variant), and the peak RSS of this
-process (Ray's worker processes are not included).
+- ``naive``: the simplest alternative a user writes: a ``multiprocessing.Pool(2)`` reads
+  each file with soundfile and re-encodes it to FLAC; the parent writes them with
+  ``webdataset.ShardWriter``.
+- ``lhotse``: ``lhotse.recipes.prepare_librispeech`` (2 jobs) and
+  ``CutSet.to_shar(fields={"recording": "flac"})`` (2 jobs), Lhotse's own way to shards.
+- ``pipeline (local)``: ``run_build`` in one process; ``pipeline (ray)``: Ray Data with 2
+  actors on a local Ray started inside the timed run.  Alignment off (``ALIGN=0``): the
+  others do not align.  The pipeline keeps LibriSpeech's FLAC frames as they are after
+  decoding them in full (:func:`pipeline.audio.load`), where the others re-encode.
+
+Figures: wall seconds, audio seconds per wall second, peak memory, output size; best of
+``--repeat`` interleaved rounds.  Run on an otherwise idle machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
-import resource
+import os
+import shutil
+import subprocess
 import sys
-import tempfile
+import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from dataset_recipes.clotho import RECIPE, _sound  # noqa: E402
-from pipeline.build import run_build  # noqa: E402
-from pipeline.stages import BuildOptions  # noqa: E402
-
-KINDS = ("beeps", "hiss", "sweep", "hum", "clicks")
+SR = 16000
+WORDS = ("THE AND OF TO A IN HE I THAT WAS IT HIS YOU WITH AS HAD FOR HER SHE BUT AT NOT "
+         "BE ON THEY ALL BY SO HIM IS ONE HAVE WHICH SAID FROM WERE THIS WOULD WHEN THERE "
+         "MY ME IF THEIR NO WHAT OUT AN UP ARE THEM INTO COULD BEEN SOME LITTLE MAN NOW "
+         "TIME GREAT OLD HOUSE LONG DAY NIGHT WATER HAND EYES DOOR ROOM VOICE").split()
 
 
-def make_corpus(root: Path, clips: int, seconds: float) -> float:
-    """Write ``clips`` stereo 44.1 kHz wavs in Clotho's layout; return total audio seconds."""
-    rng = np.random.default_rng(0)
-    (root / "development").mkdir(parents=True, exist_ok=True)
-    rows = [["file_name", *(f"caption_{i}" for i in range(1, 6))]]
-    for i in range(clips):
-        kind = KINDS[i % len(KINDS)]
-        mono = _sound(kind, seconds, rng).astype(np.float32)
-        stereo = np.stack([mono, 0.8 * mono], axis=1)
-        name = f"clip {i:05d}.wav"
-        sf.write(root / "development" / name, stereo, 44100, subtype="PCM_16")
-        rows.append([name, *(f"a {kind} sound, caption {j}" for j in range(5))])
-    with open(root / "clotho_captions_development.csv", "w", newline="") as f:
-        csv.writer(f).writerows(rows)
-    return clips * seconds
+# ---------------------------------------------------------------- corpus generation
+def speech_like(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Deterministic speech-like audio: voiced syllables with formants, and pauses."""
+    from scipy.signal import lfilter
+
+    n = int(seconds * SR)
+    out = np.zeros(n, np.float64)
+    pos = int(rng.uniform(0.1, 0.3) * SR)
+    while pos < n - SR // 10:
+        syl = int(rng.uniform(0.12, 0.35) * SR)
+        seg = min(syl, n - pos)
+        t = np.arange(seg) / SR
+        f0 = rng.uniform(90, 220) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(1, 4) * t))
+        phase = np.cumsum(f0 / SR)
+        src = (phase % 1.0) - 0.5  # sawtooth: a crude glottal source, rich in harmonics
+        src += 0.05 * rng.standard_normal(seg)  # aspiration
+        y = np.zeros(seg)
+        for lo, hi in ((300, 900), (900, 2400), (2400, 3400)):
+            fc, bw = rng.uniform(lo, hi), rng.uniform(60, 160)
+            r = np.exp(-np.pi * bw / SR)
+            a = [1, -2 * r * np.cos(2 * np.pi * fc / SR), r * r]
+            y += lfilter([1 - r], a, src)
+        env = np.sin(np.pi * np.arange(seg) / seg) ** 0.7
+        out[pos:pos + seg] += 0.25 * y * env * rng.uniform(0.4, 1.0)
+        pos += seg + int(rng.choice([0.02, 0.05, 0.3, 0.6], p=[0.5, 0.3, 0.15, 0.05]) * SR)
+    out += 0.002 * rng.standard_normal(n)
+    return np.clip(out, -0.99, 0.99)
 
 
-def naive_loop(corpus: Path, out: Path) -> int:
-    """What a user writes first: read, downmix, resample, write with webdataset."""
+def _with_librispeech_metadata(flac: bytes) -> bytes:
+    """Add the SEEKTABLE, VORBIS_COMMENT and 8 KiB PADDING blocks real LibriSpeech
+    files carry after STREAMINFO (soundfile writes STREAMINFO and a comment only)."""
+    assert flac[:4] == b"fLaC" and flac[4] & 0x7F == 0
+    pos = 4
+    while True:
+        head, size = flac[pos], int.from_bytes(flac[pos + 1:pos + 4], "big")
+        pos += 4 + size
+        if head & 0x80:
+            break
+    streaminfo = flac[8:42]
+    seek = b"\xff" * 8 + b"\x00" * 10  # one placeholder seek point, as `flac` writes
+    vendor = b"reference libFLAC 1.2.1 20070917"
+    comment = len(vendor).to_bytes(4, "little") + vendor + b"\x00\x00\x00\x00"
+    blocks = [(0, streaminfo), (3, seek), (4, comment), (1, b"\x00" * 8192)]
+    last = len(blocks) - 1
+    head = b"".join(bytes([k | (0x80 if i == last else 0)]) + len(b).to_bytes(3, "big") + b
+                    for i, (k, b) in enumerate(blocks))
+    return b"fLaC" + head + flac[pos:]
+
+
+def make_corpus(root: Path, hours: float, seed: int) -> tuple[int, float]:
+    """Write the corpus under ``root/LibriSpeech`` (reused when already complete)."""
+    stamp = root / "corpus.json"
+    want = {"hours": hours, "seed": seed, "version": 1}
+    if stamp.exists() and json.loads(stamp.read_text())["params"] == want:
+        got = json.loads(stamp.read_text())
+        return got["utterances"], got["seconds"]
+    shutil.rmtree(root, ignore_errors=True)
+    import io
+
+    from tqdm import tqdm
+
+    rng = np.random.default_rng(seed)
+    split = root / "LibriSpeech" / "train-clean-100"
+    total, count, spk = 0.0, 0, 100
+    with tqdm(total=round(hours * 3600), unit="audio s", desc="generating corpus") as bar:
+        while total < hours * 3600:
+            spk += 1
+            for chapter in (spk * 10 + 1, spk * 10 + 2):
+                folder = split / str(spk) / str(chapter)
+                folder.mkdir(parents=True)
+                lines = []
+                for utt in range(int(rng.integers(8, 16))):
+                    seconds = float(np.clip(rng.gamma(6.0, 2.1), 2.0, 20.0))
+                    uid = f"{spk}-{chapter}-{utt:04d}"
+                    buf = io.BytesIO()
+                    pcm = np.round(speech_like(seconds, rng) * 32767).astype(np.int16)
+                    sf.write(buf, pcm, SR, format="FLAC", subtype="PCM_16")
+                    (folder / f"{uid}.flac").write_bytes(_with_librispeech_metadata(buf.getvalue()))
+                    words = rng.choice(WORDS, size=max(2, int(seconds * 2.7)))
+                    lines.append(f"{uid} {' '.join(words)}")
+                    total += len(pcm) / SR
+                    count += 1
+                    bar.update(len(pcm) / SR)
+                (folder / f"{spk}-{chapter}.trans.txt").write_text("\n".join(lines) + "\n")
+    stamp.write_text(json.dumps({"params": want, "utterances": count, "seconds": total}))
+    return count, total
+
+
+# ---------------------------------------------------------------- variants (child process)
+def _naive_encode(path: str) -> tuple[str, bytes]:
+    import io
+
+    data, sr = sf.read(path, dtype="int16")
+    buf = io.BytesIO()
+    sf.write(buf, data, sr, format="FLAC", subtype="PCM_16")
+    return Path(path).stem, buf.getvalue()
+
+
+def run_naive(corpus: Path, out: Path, shard_size: int) -> int:
+    import multiprocessing as mp
+
     import webdataset as wds
-    from scipy.signal import resample_poly
 
-    out.mkdir(parents=True, exist_ok=True)
+    texts: dict[str, str] = {}
+    files = []
+    for trans in sorted((corpus / "LibriSpeech").rglob("*.trans.txt")):
+        for line in trans.read_text().splitlines():
+            uid, text = line.split(" ", 1)
+            texts[uid] = text
+            files.append(str(trans.parent / f"{uid}.flac"))
+    out.mkdir(parents=True)
     n = 0
-    with open(corpus / "clotho_captions_development.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    with wds.ShardWriter(str(out / "naive-%06d.tar"), maxcount=256, verbose=0) as sink:
-        for row in rows:
-            data, _ = sf.read(corpus / "development" / row["file_name"], dtype="float32")
-            mono = data.mean(axis=1) if data.ndim == 2 else data
-            mono = resample_poly(mono, 160, 441).astype(np.float32)
-            buf = io.BytesIO()
-            sf.write(buf, mono, 16000, format="FLAC", subtype="PCM_16")
-            captions = [row[f"caption_{i}"] for i in range(1, 6)]
-            sink.write({"__key__": f"s{n:06d}", "flac": buf.getvalue(),
-                        "json": json.dumps({"captions": captions}).encode()})
+    with mp.Pool(2) as pool, wds.ShardWriter(str(out / "naive-%06d.tar"), maxcount=shard_size,
+                                             verbose=0) as sink:
+        for uid, flac in pool.imap(_naive_encode, files, chunksize=8):
+            sink.write({"__key__": uid, "flac": flac,
+                        "json": json.dumps({"text": texts[uid]}).encode()})
             n += 1
     return n
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def run_lhotse(corpus: Path, out: Path, shard_size: int) -> int:
+    from lhotse import CutSet
+    from lhotse.recipes import prepare_librispeech
+
+    manifests = prepare_librispeech(corpus / "LibriSpeech", output_dir=out / "manifests",
+                                    num_jobs=2)["train-clean-100"]
+    cuts = CutSet.from_manifests(recordings=manifests["recordings"],
+                                 supervisions=manifests["supervisions"])
+    written = cuts.to_shar(out / "shar", fields={"recording": "flac"}, shard_size=shard_size,
+                           num_jobs=2)
+    return sum(1 for _ in CutSet.from_shar(fields={"cuts": written["cuts"]}))
+
+
+def run_pipeline(corpus: Path, out: Path, shard_size: int, runner: str) -> int:
+    sys.path.insert(0, str(ROOT))
+    from dataset_recipes import RECIPES
+    from pipeline.build import run_build
+    from pipeline.stages import BuildOptions
+
+    recipe = RECIPES["librispeech"]
+    kwargs = {"workers": 2} if runner == "ray" else {}
+    if runner == "ray":
+        import ray
+
+        ray.init(include_dashboard=False, log_to_driver=False, num_cpus=2)
+    report = run_build(recipe, recipe.locate(corpus), out, BuildOptions(shard_size=shard_size),
+                       runner=runner, progress=False, **kwargs)
+    assert report["rejects"] == 0, report
+    return report["samples"]
+
+
+def child(variant: str, corpus: Path, out: Path, shard_size: int) -> None:
+    t0 = time.perf_counter()
+    if variant == "naive":
+        n = run_naive(corpus, out, shard_size)
+    elif variant == "lhotse":
+        n = run_lhotse(corpus, out, shard_size)
+    else:
+        n = run_pipeline(corpus, out, shard_size, variant.split("-")[1])
+    print(json.dumps({"samples": n, "wall": time.perf_counter() - t0}))
+
+
+# ---------------------------------------------------------------- driver
+def _tree_rss(pid: int) -> int:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def measure(variant: str, corpus: Path, out: Path, shard_size: int) -> dict[str, float]:
+    """Run one variant in a child process; wall time from inside, peak tree RSS from here."""
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "RAY_ADDRESS": "", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", variant, "--corpus", str(corpus), "--out", str(out),
+         "--shard-size", str(shard_size)], stdout=subprocess.PIPE, env=env, text=True)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss(proc.pid))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    stdout, _ = proc.communicate()
+    done.set()
+    watcher.join()
+    if proc.returncode:
+        raise SystemExit(f"{variant} failed (exit {proc.returncode})")
+    got = json.loads(stdout.strip().splitlines()[-1])
+    size = sum(p.stat().st_size for p in out.rglob("*.tar"))
+    return {**got, "peak_mb": peak / 2**20, "tar_mb": size / 2**20}
 
 
 def main() -> None:
-    """Generate the corpus, run the three variants, print a markdown table."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--clips", type=int, default=240)
-    p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--workers", type=int, default=2, help="Ray actors")
-    p.add_argument("--shard-size", type=int, default=16)
+    p.add_argument("--hours", type=float, default=10.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--corpus", type=Path, default=ROOT / "data" / "bench" / "librispeech-gen")
+    p.add_argument("--work", type=Path, default=ROOT / "data" / "bench" / "out")
+    p.add_argument("--shard-size", type=int, default=256)
     p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--variants", default="naive,lhotse,pipeline-local,pipeline-ray")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
-    with tempfile.TemporaryDirectory() as tmp_dir:
-        tmp = Path(tmp_dir)
-        audio_s = make_corpus(tmp / "corpus", args.clips, args.seconds)
-        options = BuildOptions(shard_size=args.shard_size)
-        import ray
-
-        t0 = time.perf_counter()
-        ray.init(include_dashboard=False, log_to_driver=False)
-        ray_start = time.perf_counter() - t0
-        variants: list[tuple[str, Callable[[Path], int]]] = [
-            ("naive loop (soundfile + scipy + webdataset)",
-             lambda out: naive_loop(tmp / "corpus", out)),
-            ("pipeline, runner=local", lambda out: run_build(
-                RECIPE, tmp / "corpus", out, options, runner="local", progress=False)["samples"]),
-            (f"pipeline, runner=ray ({args.workers} actors)", lambda out: run_build(
-                RECIPE, tmp / "corpus", out, options, runner="ray", workers=args.workers,
-                progress=False)["samples"]),
-        ]
-        best: dict[str, tuple[int, float]] = {}
-        for rep in range(args.repeat):  # interleaved, best of: load falls on all alike
-            for i, (name, fn) in enumerate(variants):
-                t0 = time.perf_counter()
-                n = fn(tmp / f"out{i}-{rep}")
-                wall = time.perf_counter() - t0
-                if name not in best or wall < best[name][1]:
-                    best[name] = (n, wall)
-        rows = [(name, n, wall, n / wall, audio_s / wall) for name, (n, wall) in best.items()]
-        same = all((tmp / "out1-0" / q.name).read_bytes() == q.read_bytes()
-                   for q in (tmp / "out2-0").glob("*.tar"))
-    print(f"corpus: {args.clips} clips x {args.seconds:g} s, 44.1 kHz stereo wav "
-          f"({audio_s / 3600:.3f} h); shards of {args.shard_size}")
-    print(f"best of {args.repeat} interleaved runs; peak RSS of this process (driver, all "
-          f"variants): {_peak_rss_mb():.0f} MB")
-    print("| variant | samples | wall s | samples/s | audio s/s |")
-    print("|---|---|---|---|---|")
-    for name, n, wall, sps, aps in rows:
-        print(f"| {name} | {n} | {wall:.2f} | {sps:.1f} | {aps:.0f} |")
-    print(f"starting the local Ray instance (not in the table): {ray_start:.1f} s")
-    print(f"ray and local shards byte-identical: {same}")
+    if args.child:
+        child(args.child, args.corpus, args.out, args.shard_size)
+        return
+    count, seconds = make_corpus(args.corpus, args.hours, args.seed)
+    corpus_mb = sum(f.stat().st_size for f in args.corpus.rglob("*.flac")) / 2**20
+    print(f"corpus: {count} utterances, {seconds / 3600:.2f} h, {corpus_mb:.0f} MB of FLAC "
+          f"({args.corpus})", flush=True)
+    variants = args.variants.split(",")
+    best: dict[str, dict[str, float]] = {}
+    for rnd in range(args.repeat):
+        for v in variants:
+            got = measure(v, args.corpus, args.work / v, args.shard_size)
+            print(f"round {rnd + 1} {v}: {got['wall']:.1f} s, "
+                  f"{seconds / got['wall']:.0f} audio s/s, peak {got['peak_mb']:.0f} MB",
+                  flush=True)
+            if v not in best or got["wall"] < best[v]["wall"]:
+                best[v] = got
+    print(f"\nbest of {args.repeat} interleaved rounds, {os.cpu_count()} CPUs")
+    print("| variant | samples | wall s | audio s/s | x realtime per core | peak RSS MB "
+          "| shards MB |")
+    print("|---|---|---|---|---|---|---|")
+    for v in variants:
+        g = best[v]
+        print(f"| {v} | {g['samples']:.0f} | {g['wall']:.1f} | {seconds / g['wall']:.0f} | "
+              f"{seconds / g['wall'] / (os.cpu_count() or 1):.0f} | {g['peak_mb']:.0f} | "
+              f"{g['tar_mb']:.0f} |")
+    if "lhotse" in best:
+        for v in variants:
+            if v.startswith("pipeline"):
+                print(f"{v} / lhotse: {best['lhotse']['wall'] / best[v]['wall']:.2f}x")
 
 
 if __name__ == "__main__":

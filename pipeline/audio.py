@@ -9,6 +9,12 @@ a longer clip, because its label (a transcript, a caption) describes the whole c
 ``"truncate"`` keeps the first 30 s and records ``truncated_from`` in the sample, for
 labels that hold for any part of the clip (a scene, a genre).  The build report counts
 both outcomes.
+
+Sources that already are 16 kHz mono 16-bit FLAC (LibriSpeech, Aishell-1 after
+conversion, most Lhotse corpora) are not re-encoded: :func:`load` drops their metadata
+blocks other than STREAMINFO (padding, tags, seek tables), decodes exactly those bytes to
+prove them whole, and keeps them as the sample's FLAC.  Re-encoding would change nothing
+but cost most of a build's time.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ class Audio:
 
     samples: np.ndarray
     truncated_from: float | None = None
+    #: the FLAC bytes to store when the source was kept as is (see :func:`load`)
+    flac: bytes | None = None
 
     @property
     def duration(self) -> float:
@@ -69,7 +77,8 @@ def _read_pyav(path: Path) -> tuple[np.ndarray, int]:
 def decode(path: str | Path) -> tuple[np.ndarray, int]:
     """Decode a file to ``(frames x channels float32, sample rate)``.
 
-    Raises :class:`AudioError` naming the problem when neither decoder can read it.
+    Raises :class:`AudioError` naming the problem when neither decoder can read it, or
+    when a FLAC file fails libFLAC's checks (never handed to FFmpeg's lenient decoder).
     """
     path = Path(path)
     if not path.is_file():
@@ -77,6 +86,11 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
     try:
         return _read_soundfile(path)
     except (sf.LibsndfileError, RuntimeError, TypeError) as sf_err:
+        with path.open("rb") as f:
+            if f.read(4) == b"fLaC":
+                # libFLAC checks every frame's CRC; FFmpeg would conceal the damage and
+                # return audio with a hole in it, under a label for the whole clip
+                raise AudioError(f"corrupt FLAC ({sf_err})") from None
         try:
             return _read_pyav(path)
         except AudioError:
@@ -133,13 +147,64 @@ def normalize(
     return Audio(np.ascontiguousarray(mono, dtype=np.float32), truncated_from)
 
 
+def strip_flac_metadata(data: bytes) -> bytes:
+    """Return the FLAC stream with STREAMINFO as its only metadata block.
+
+    Padding, Vorbis comments, pictures, seek tables and cue sheets go; the audio frames
+    are kept byte for byte (format: https://xiph.org/flac/format.html#metadata_block).
+    Raises :class:`AudioError` when the metadata is malformed.
+    """
+    if data[:4] != b"fLaC":
+        raise AudioError("not a FLAC stream (no fLaC marker)")
+    pos, streaminfo = 4, None
+    while True:
+        if pos + 4 > len(data):
+            raise AudioError("FLAC metadata runs past the end of the file")
+        head, size = data[pos], int.from_bytes(data[pos + 1:pos + 4], "big")
+        if head & 0x7F == 0:
+            streaminfo = data[pos + 4:pos + 4 + size]
+        pos += 4 + size
+        if head & 0x80:
+            break
+    if streaminfo is None or len(streaminfo) != 34 or pos >= len(data):
+        raise AudioError("FLAC stream has no STREAMINFO block or no audio frames")
+    return b"fLaC\x80\x00\x00\x22" + streaminfo + data[pos:]
+
+
+def _load_flac_as_is(path: Path, max_seconds: float) -> Audio | None:
+    """The clip with its own FLAC bytes kept, or None when it must be re-encoded."""
+    try:
+        info = sf.info(str(path))
+        if not (info.format == "FLAC" and info.subtype == "PCM_16" and info.channels == 1
+                and info.samplerate == SAMPLE_RATE
+                and 0 < info.frames <= round(max_seconds * SAMPLE_RATE)):
+            return None
+        flac = strip_flac_metadata(path.read_bytes())
+        pcm, sr = sf.read(io.BytesIO(flac), dtype="int16")  # proves the kept bytes decode
+    except (AudioError, sf.LibsndfileError, RuntimeError, TypeError, OSError):
+        return None  # the general path gives the reject reason
+    if sr != SAMPLE_RATE or pcm.ndim != 1 or len(pcm) != info.frames:
+        return None
+    # /32768 is libsndfile's own int16 -> float scaling: the same samples as decode()
+    return Audio(pcm.astype(np.float32) / np.float32(32768.0), None, flac)
+
+
 def load(
     path: str | Path,
     *,
     max_seconds: float = MAX_SECONDS,
     long_audio: LongAudioPolicy = "reject",
 ) -> Audio:
-    """Decode and normalize one file (see :func:`decode` and :func:`normalize`)."""
+    """Decode and normalize one file (see :func:`decode` and :func:`normalize`).
+
+    A 16 kHz mono 16-bit FLAC within ``max_seconds`` keeps its own audio frames
+    (``Audio.flac``); anything else is decoded, normalized and later re-encoded.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".flac":
+        clip = _load_flac_as_is(path, max_seconds)
+        if clip is not None:
+            return clip
     data, sr = decode(path)
     return normalize(data, sr, max_seconds=max_seconds, long_audio=long_audio)
 

@@ -23,7 +23,7 @@ PARTS_DIR = ".build"
 #: Bumped whenever the same input and options give different sample bytes (a new
 #: resampler, say); it is part of every shard's content hash, so a rerun after an upgrade
 #: rewrites the shards instead of mixing old and new ones.
-STAGES_VERSION = 2
+STAGES_VERSION = 3  # 3: 16 kHz mono 16-bit FLAC sources keep their own frames
 MAX_PROMPTS = 3  # distinct example prompts kept per task for the dataset card
 
 
@@ -102,7 +102,8 @@ class SampleMaker:
             meta=dict(rec.meta),
         ).to_json()
         made.meta = meta
-        made.members = {"flac": audio.encode_flac(clip.samples), "json": json_bytes(meta)}
+        flac = clip.flac if clip.flac is not None else audio.encode_flac(clip.samples)
+        made.members = {"flac": flac, "json": json_bytes(meta)}
         return made
 
     def _align(self, rec: Record, clip: audio.Audio, made: Made,

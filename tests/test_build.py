@@ -162,7 +162,7 @@ def test_bad_items_are_recorded_and_never_fatal(tmp_path):
     bad = [json.loads(x) for x in (tmp_path / "rejects.jsonl").read_text().splitlines()]
     audio_reject = next(r for r in bad if r["stage"] == "audio")
     assert audio_reject["source"] == "dev-clean/1272/128104/1272-128104-0002.flac"
-    assert audio_reject["reason"].startswith("unreadable audio")
+    assert audio_reject["reason"].startswith("corrupt FLAC")
 
 
 def test_every_stored_prompt_is_released(ray_build):
