@@ -200,7 +200,7 @@ def run_pipeline(corpus: Path, out: Path, shard_size: int, runner: str) -> int:
     if runner == "ray":
         import ray
 
-        ray.init(include_dashboard=False, log_to_driver=False, num_cpus=2)
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, num_cpus=2)
     report = run_build(recipe, recipe.locate(corpus), out, BuildOptions(shard_size=shard_size),
                        runner=runner, progress=False, **kwargs)
     assert report["rejects"] == 0, report

@@ -123,6 +123,26 @@ class _RayShardWriter:
         return {"part": results}
 
 
+def _use_cluster_token() -> None:
+    """Send the cluster's auth token when one is at hand, as ``ray start`` itself does.
+
+    Ray 2.60's ``ray start --head`` turns token authentication on whenever a token exists
+    (``~/.ray/auth_token``, ``RAY_AUTH_TOKEN_PATH`` or ``RAY_AUTH_TOKEN``), but a driver
+    joining it with ``ray.init(address=...)`` sends no token unless ``RAY_AUTH_MODE=token``
+    was set before Ray read its config, and fails with "Authentication token is missing".
+    Ray's own helper for ``ray start`` switches this process to token mode when a token
+    exists (a token sent to a cluster without authentication is ignored); an explicit
+    ``RAY_AUTH_MODE`` is left alone.
+    """
+    if os.environ.get("RAY_AUTH_MODE"):
+        return
+    from ray._private.authentication.authentication_token_setup import (
+        maybe_enable_token_auth_if_token_available,
+    )
+
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 def _run_ray(todo: list[tuple[ShardSpec, str]], out_dir: Path, options: BuildOptions,
              workers: int | None) -> Iterator[dict[str, Any]]:
     import ray
@@ -136,7 +156,19 @@ def _run_ray(todo: list[tuple[ShardSpec, str]], out_dir: Path, options: BuildOpt
             root = Path(__file__).resolve().parents[1]  # local cluster, set up the same way)
             kwargs["runtime_env"] = {"working_dir": str(root), "excludes": [
                 ".venv", "data", ".git", "outputs", "runs", "lightning_logs", "*.ckpt"]}
-        ray.init(address=address or None, **kwargs)
+            _use_cluster_token()
+        try:
+            # "local" when RAY_ADDRESS is unset: a new local instance, never whatever cluster
+            # /tmp/ray/ray_current_cluster names (ray.init() would join it, and hang for
+            # minutes when that file is left from a cluster that is gone)
+            ray.init(address=address or "local", **kwargs)
+        except ConnectionError as err:
+            raise BuildError(
+                f"cannot join the Ray cluster at RAY_ADDRESS={address} ({err}). Check that "
+                "`ray status --address ...` works from this machine; a cluster started with "
+                "token authentication needs its token here (~/.ray/auth_token, "
+                "RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN). Unset RAY_ADDRESS to build on a "
+                "local Ray instead.") from err
     # our own bar shows samples and hours; Ray Data's per-operator bars and INFO lines
     # would interleave with it
     logging.getLogger("ray.data").setLevel(logging.ERROR)

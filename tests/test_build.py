@@ -186,15 +186,76 @@ def test_cli_errors_name_the_layout_and_the_fix(tmp_path):
     assert proc.returncode == 2 and "unknown recipe 'nope'; choose one of" in proc.stderr
 
 
-def test_cluster_path_ships_the_code_and_uses_absolute_paths(ray_build, tmp_path):
-    """RAY_ADDRESS set: workers get the project through a runtime_env working_dir and run
-    in another folder; "local" starts a fresh local cluster set up exactly that way."""
+@pytest.fixture
+def ray_head(tmp_path):
+    """A real Ray cluster head, `ray start --head --block` on a free port, with token
+    authentication on (a token in its HOME, as `ray get-auth-token --generate` writes).
+    Yields (address, env); stopping it stops only its own processes."""
+    import signal
+    import socket
+    import tempfile
+    import time
+
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = tmp_path / "home"
+    home.mkdir()
+    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env |= {"HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([ray_cli, "get-auth-token", "--generate"], env=env, check=True,
+                   capture_output=True, timeout=60)
+    assert (home / ".ray" / "auth_token").is_file()
+    log = tmp_path / "head.log"
+    with open(log, "w") as log_file:
+        head = subprocess.Popen(
+            [ray_cli, "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+             "--include-dashboard=false", f"--temp-dir={temp_dir}"],
+            env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while "Ray runtime started" not in log.read_text():
+            assert head.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        assert "Token authentication is enabled" in log.read_text()
+        yield f"127.0.0.1:{port}", env
+    finally:
+        head.send_signal(signal.SIGINT)  # `ray start --block` then stops its processes
+        try:
+            head.wait(timeout=30)
+        finally:
+            try:
+                os.killpg(head.pid, signal.SIGKILL)  # anything of its session left over
+            except ProcessLookupError:
+                pass
+            head.wait(timeout=30)
+        subprocess.run(["rm", "-rf", temp_dir], check=False)
+
+
+def test_build_on_a_ray_cluster_started_with_ray_start(ray_head, ray_build, tmp_path):
+    """RAY_ADDRESS=127.0.0.1:<port> of a `ray start --head` cluster: the workers get the
+    project through a runtime_env working_dir, run in another folder, and write the same
+    bytes as local Ray; the cluster's auth token is sent although RAY_AUTH_MODE is unset."""
+    address, env = ray_head
     cmd = [sys.executable, "-m", "dataset_recipes.build", "recipe=clotho", "source=sample",
            "out=shards", "align.enabled=false", "shard_size=8", "progress=false", "workers=1"]
-    proc = subprocess.run(cmd, cwd=tmp_path, env={**os.environ, "RAY_ADDRESS": "local"},
+    proc = subprocess.run(cmd, cwd=tmp_path, env={**env, "RAY_ADDRESS": address},
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _tar_bytes(tmp_path / "shards") == _tar_bytes(ray_build / "clotho")
+    assert json.loads((tmp_path / "shards" / "index.json").read_text()) == json.loads(
+        (ray_build / "clotho" / "index.json").read_text())
+    # without the token the cluster refuses the driver, and the error says what to do
+    cmd[5] = "out=other"  # (in "shards" every shard is done: Ray would not be started)
+    proc = subprocess.run(cmd, cwd=tmp_path, env={**env, "RAY_ADDRESS": address,
+                                                  "RAY_AUTH_MODE": "disabled",
+                                                  "RAY_gcs_server_port_wait_time_s": "2"},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert f"cannot join the Ray cluster at RAY_ADDRESS={address}" in proc.stderr
+    assert "auth_token" in proc.stderr
 
 
 def test_new_stages_version_rewrites_every_shard(tmp_path, monkeypatch):

@@ -148,7 +148,7 @@ def test_ray_read_webdataset(out_dir: Path, ref: Ref) -> None:
 
     started = not ray.is_initialized()  # leave a Ray started by another test alone
     if started:
-        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False,
+        ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
     try:
         DataContext.get_current().enable_progress_bars = False
