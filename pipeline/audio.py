@@ -147,8 +147,18 @@ def normalize(
     return Audio(np.ascontiguousarray(mono, dtype=np.float32), truncated_from)
 
 
-def strip_flac_metadata(data: bytes) -> bytes:
-    """Return the FLAC stream with STREAMINFO as its only metadata block.
+@dataclass(frozen=True)
+class FlacInfo:
+    """What a FLAC stream's STREAMINFO block says about its audio."""
+
+    sample_rate: int
+    channels: int
+    bits_per_sample: int
+    frames: int  # total samples per channel; 0 when the encoder did not know it
+
+
+def strip_flac_metadata(data: bytes) -> tuple[bytes, FlacInfo]:
+    """Return the FLAC stream with STREAMINFO as its only metadata block, and its info.
 
     Padding, Vorbis comments, pictures, seek tables and cue sheets go; the audio frames
     are kept byte for byte (format: https://xiph.org/flac/format.html#metadata_block).
@@ -168,18 +178,22 @@ def strip_flac_metadata(data: bytes) -> bytes:
             break
     if streaminfo is None or len(streaminfo) != 34 or pos >= len(data):
         raise AudioError("FLAC stream has no STREAMINFO block or no audio frames")
-    return b"fLaC\x80\x00\x00\x22" + streaminfo + data[pos:]
+    # after min/max block and frame sizes (10 bytes): 20 bits sample rate, 3 bits
+    # channels - 1, 5 bits bits per sample - 1, 36 bits total samples
+    bits = int.from_bytes(streaminfo[10:18], "big")
+    info = FlacInfo(bits >> 44, ((bits >> 41) & 0x7) + 1, ((bits >> 36) & 0x1F) + 1,
+                    bits & ((1 << 36) - 1))
+    return b"fLaC\x80\x00\x00\x22" + streaminfo + data[pos:], info
 
 
 def _load_flac_as_is(path: Path, max_seconds: float) -> Audio | None:
     """The clip with its own FLAC bytes kept, or None when it must be re-encoded."""
     try:
-        info = sf.info(str(path))
-        if not (info.format == "FLAC" and info.subtype == "PCM_16" and info.channels == 1
-                and info.samplerate == SAMPLE_RATE
+        flac, info = strip_flac_metadata(path.read_bytes())
+        if not (info.sample_rate == SAMPLE_RATE and info.channels == 1
+                and info.bits_per_sample == 16
                 and 0 < info.frames <= round(max_seconds * SAMPLE_RATE)):
             return None
-        flac = strip_flac_metadata(path.read_bytes())
         pcm, sr = sf.read(io.BytesIO(flac), dtype="int16")  # proves the kept bytes decode
     except (AudioError, sf.LibsndfileError, RuntimeError, TypeError, OSError):
         return None  # the general path gives the reject reason

@@ -16,7 +16,7 @@ import tarfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pipeline.record import Record
 
@@ -89,28 +89,48 @@ def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
     return info
 
 
+class _HashingFile:
+    """A write-only file object that hashes and counts what passes through it."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f, self.md5, self.size = f, hashlib.md5(), 0
+
+    def write(self, data: bytes) -> int:
+        self.md5.update(data)
+        self.size += len(data)
+        return self.f.write(data)
+
+    def tell(self) -> int:
+        return self.size
+
+
 def write_tar(path: Path, samples: Sequence[tuple[str, dict[str, bytes]]]) -> tuple[int, str]:
     """Write ``[(key, {ext: bytes})]`` to ``path`` atomically; return (size, md5).
 
     Members are written in the given order, extensions sorted within a sample, so the
-    file bytes depend on the content only.
+    file bytes depend on the content only.  The tar streams to ``<path>.tmp`` (hashed on
+    the way), is synced, and is renamed to ``path`` when complete.
     """
+    for key, _ in samples:
+        if "." in key or "/" in key:
+            raise ValueError(f"sample key {key!r} must not contain dots or slashes")
     tmp = path.with_name(path.name + ".tmp")
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for key, members in samples:
-            if "." in key or "/" in key:
-                raise ValueError(f"sample key {key!r} must not contain dots or slashes")
-            for ext in sorted(members):
-                data = members[ext]
-                tar.addfile(_tarinfo(f"{key}.{ext}", len(data)), io.BytesIO(data))
-    data = buf.getvalue()
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            out = _HashingFile(f)
+            with tarfile.open(fileobj=out, mode="w",  # type: ignore[call-overload]
+                              format=tarfile.GNU_FORMAT) as tar:
+                for key, members in samples:
+                    for ext in sorted(members):
+                        data = members[ext]
+                        tar.addfile(_tarinfo(f"{key}.{ext}", len(data)), io.BytesIO(data))
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
-    return len(data), hashlib.md5(data).hexdigest()
+    return out.size, out.md5.hexdigest()
 
 
 def file_md5(path: Path) -> str:
