@@ -26,7 +26,7 @@ from tqdm import tqdm
 from pipeline.card import write_card, write_index, write_report
 from pipeline.recipe import Recipe
 from pipeline.record import Record, Reject
-from pipeline.shards import ShardSpec, plan_shards
+from pipeline.shards import ShardSpec, plan_shards, sync_files
 from pipeline.stages import (
     PARTS_DIR,
     STAGES_VERSION,
@@ -247,6 +247,11 @@ def run_build(
         lines = "\n".join(f"  {p['name']}: {p['error']}" for p in failed)
         raise BuildError(f"{len(failed)} shard(s) failed to write (rerun resumes):\n{lines}")
     ordered = [parts[s.name] for s in specs]
+    # the shards and part files written now reach the disk before index.json says the
+    # build is complete (a power cut before this point leaves a build that resumes)
+    written = [s.name for s, _ in todo]
+    sync_files([out_dir / n for n in written] + [out_dir / PARTS_DIR / f"{n}.json"
+                                                 for n in written])
     report = write_report(out_dir, recipe.info, ordered, parse_rejects, records,
                           time.monotonic() - start, options)
     write_card(out_dir, recipe.info, report)

@@ -109,7 +109,9 @@ def write_tar(path: Path, samples: Sequence[tuple[str, dict[str, bytes]]]) -> tu
 
     Members are written in the given order, extensions sorted within a sample, so the
     file bytes depend on the content only.  The tar streams to ``<path>.tmp`` (hashed on
-    the way), is synced, and is renamed to ``path`` when complete.
+    the way) and is renamed to ``path`` when complete.  It is not synced here: waiting
+    for the disk after every shard would stall the worker, so the build syncs all new
+    shards at once before it writes ``index.json`` (:func:`sync_files`).
     """
     for key, _ in samples:
         if "." in key or "/" in key:
@@ -124,13 +126,29 @@ def write_tar(path: Path, samples: Sequence[tuple[str, dict[str, bytes]]]) -> tu
                     for ext in sorted(members):
                         data = members[ext]
                         tar.addfile(_tarinfo(f"{key}.{ext}", len(data)), io.BytesIO(data))
-            f.flush()
-            os.fsync(f.fileno())
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, path)
     return out.size, out.md5.hexdigest()
+
+
+def sync_files(paths: Iterable[Path]) -> None:
+    """fsync each file and then the directories holding them (renames made durable)."""
+    dirs = set()
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        dirs.add(path.parent)
+    for folder in sorted(dirs):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def file_md5(path: Path) -> str:
