@@ -211,6 +211,9 @@ def run_build(
     """
     start = time.monotonic()
     name = recipe.info.name
+    # absolute, so that records name files any worker can open (Ray workers on a cluster
+    # run in their own working directory)
+    corpus_dir = Path(corpus_dir).resolve()
     records, parse_rejects = collect(
         recipe, recipe.prepare(corpus_dir) if items is None else items)
     if check_align is not None:

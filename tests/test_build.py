@@ -1,6 +1,7 @@
 """The build job end to end: shards readable by tarfile and webdataset, exact prompts,
 16 kHz mono FLAC, index/report/card, byte-identical rebuilds, resume after a crash."""
 
+import dataclasses
 import io
 import json
 import os
@@ -17,6 +18,7 @@ from dataset_recipes import RECIPES
 from pipeline import shards as shards_mod
 from pipeline import tags
 from pipeline.build import run_build
+from pipeline.record import Reject
 from pipeline.shards import file_md5
 from pipeline.stages import BuildOptions
 
@@ -280,3 +282,25 @@ def test_several_recipes_read_one_folder_each_under_raw(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "clotho: 14 samples" in proc.stdout and "librispeech: 24 samples" in proc.stdout
     assert (tmp_path / "out" / "mixture.json").is_file()
+
+
+def test_a_relative_corpus_path_reaches_workers_as_an_absolute_one(tmp_path, monkeypatch):
+    """Ray workers on a cluster run in their own folder: records must name absolute files
+    even when the caller passes a relative corpus path."""
+    recipe = RECIPES["clotho"]
+    recipe.make_sample(tmp_path / "raw")
+    monkeypatch.chdir(tmp_path)
+    seen = []
+    real_prepare = recipe.prepare
+
+    def prepare(corpus_dir):
+        for item in real_prepare(corpus_dir):
+            if not isinstance(item, Reject):
+                seen.append(item.audio)
+            yield item
+
+    recipe = dataclasses.replace(recipe, prepare=prepare)
+    report = run_build(recipe, recipe.locate(Path("raw")), Path("out"), BuildOptions(),
+                       runner="local", progress=False)
+    assert report["samples"] == 14 and len(seen) == 14
+    assert all(Path(a).is_absolute() and Path(a).is_file() for a in seen)
