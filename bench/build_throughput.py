@@ -22,8 +22,11 @@ tree, sampled every 50 ms):
   ``webdataset.ShardWriter``.
 - ``lhotse``: ``lhotse.recipes.prepare_librispeech`` (2 jobs) and
   ``CutSet.to_shar(fields={"recording": "flac"})`` (2 jobs), Lhotse's own way to shards.
-- ``pipeline (local)``: ``run_build`` in one process; ``pipeline (ray)``: Ray Data with 2
-  actors on a local Ray started inside the timed run.  Alignment off (``ALIGN=0``): the
+- ``pipeline-local``: ``run_build`` in one process; ``pipeline-ray``: Ray Data with 2
+  actors on a local Ray started inside the timed run; ``pipeline-cluster``: the same with
+  ``RAY_ADDRESS`` naming a single-node cluster started (untimed) with ``ray start --head``
+  before the rounds, as a cluster user runs it (the project is shipped to the workers;
+  the cluster's processes' CPU and memory are counted).  Alignment off (``ALIGN=0``): the
   others do not align.  The pipeline keeps LibriSpeech's FLAC frames as they are after
   decoding them in full (:func:`pipeline.audio.load`), where the others re-encode.
 
@@ -198,11 +201,12 @@ def run_pipeline(corpus: Path, out: Path, shard_size: int, runner: str) -> int:
     from pipeline.stages import BuildOptions
 
     recipe = RECIPES["librispeech"]
-    kwargs = {"workers": 2} if runner == "ray" else {}
+    kwargs = {"workers": 2} if runner in ("ray", "cluster") else {}
     if runner == "ray":
         import ray
 
         ray.init(address="local", include_dashboard=False, log_to_driver=False, num_cpus=2)
+    runner = "ray" if runner == "cluster" else runner  # cluster: RAY_ADDRESS, as users do
     report = run_build(recipe, recipe.locate(corpus), out, BuildOptions(shard_size=shard_size),
                        runner=runner, progress=False, **kwargs)
     assert report["rejects"] == 0, report
@@ -241,10 +245,56 @@ def _tree_usage(pid: int, cpu: dict[int, float]) -> int:
     return total
 
 
-def measure(variant: str, corpus: Path, out: Path, shard_size: int) -> dict[str, float]:
+class RayHead:
+    """A running single-node Ray cluster (`ray start --head --block`), as a cluster user
+    has before a build; its start is not timed, its processes' CPU and memory are."""
+
+    def __init__(self) -> None:
+        import socket
+        import tempfile
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+        self.log = Path(self.temp_dir) / "head.log"
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(
+                [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+                 f"--port={self.port}", "--num-cpus=2", "--include-dashboard=false",
+                 "--disable-usage-stats", f"--temp-dir={self.temp_dir}"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, "RAY_ADDRESS": ""})
+        deadline = time.monotonic() + 120
+        while "Ray runtime started" not in self.log.read_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"ray start failed:\n{self.log.read_text()[-2000:]}")
+            time.sleep(0.5)
+        self.address = f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        import signal
+
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=30)
+        finally:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def measure(variant: str, corpus: Path, out: Path, shard_size: int,
+            head: RayHead | None = None) -> dict[str, float]:
     """Run one variant in a child process; wall time from inside, peak tree RSS from here."""
     shutil.rmtree(out, ignore_errors=True)
-    env = {**os.environ, "RAY_ADDRESS": "", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "RAY_ADDRESS": head.address if head else "", "OMP_NUM_THREADS": "1"}
+    head_cpu0: dict[int, float] = {}
+    head_cpu: dict[int, float] = {}
+    if head:
+        _tree_usage(head.proc.pid, head_cpu0)
     proc = subprocess.Popen(
         [sys.executable, __file__, "--child", variant, "--corpus", str(corpus), "--out", str(out),
          "--shard-size", str(shard_size)], stdout=subprocess.PIPE, env=env, text=True)
@@ -255,7 +305,10 @@ def measure(variant: str, corpus: Path, out: Path, shard_size: int) -> dict[str,
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, _tree_usage(proc.pid, cpu))
+            rss = _tree_usage(proc.pid, cpu)
+            if head:
+                rss += _tree_usage(head.proc.pid, head_cpu)
+            peak = max(peak, rss)
             time.sleep(0.05)
 
     watcher = threading.Thread(target=sample, daemon=True)
@@ -269,7 +322,9 @@ def measure(variant: str, corpus: Path, out: Path, shard_size: int) -> dict[str,
     size = sum(p.stat().st_size for p in out.rglob("*.tar"))
     # CPU: the last reading of every process of the tree (Ray's own processes included;
     # a process's last 50 ms before it exits may be missed)
-    return {**got, "peak_mb": peak / 2**20, "tar_mb": size / 2**20, "cpu": sum(cpu.values())}
+    cluster_cpu = sum(t - head_cpu0.get(pid, 0.0) for pid, t in head_cpu.items())
+    return {**got, "peak_mb": peak / 2**20, "tar_mb": size / 2**20,
+            "cpu": sum(cpu.values()) + cluster_cpu}
 
 
 def main() -> None:
@@ -280,7 +335,8 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=ROOT / "data" / "bench" / "out")
     p.add_argument("--shard-size", type=int, default=256)
     p.add_argument("--repeat", type=int, default=2)
-    p.add_argument("--variants", default="naive,lhotse,pipeline-local,pipeline-ray")
+    p.add_argument("--variants",
+                   default="naive,lhotse,pipeline-local,pipeline-ray,pipeline-cluster")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -292,15 +348,32 @@ def main() -> None:
     print(f"corpus: {count} utterances, {seconds / 3600:.2f} h, {corpus_mb:.0f} MB of FLAC "
           f"({args.corpus})", flush=True)
     variants = args.variants.split(",")
+    head = RayHead() if "pipeline-cluster" in variants else None
+    try:
+        results = run_rounds(args, variants, seconds, head)
+    finally:
+        if head:
+            head.stop()
+    report(args, variants, seconds, results)
+
+
+def run_rounds(args: argparse.Namespace, variants: list[str], seconds: float,
+               head: RayHead | None) -> dict[str, dict[str, float]]:
     best: dict[str, dict[str, float]] = {}
     for rnd in range(args.repeat):
         for v in variants:
-            got = measure(v, args.corpus, args.work / v, args.shard_size)
+            got = measure(v, args.corpus, args.work / v, args.shard_size,
+                          head if v == "pipeline-cluster" else None)
             print(f"round {rnd + 1} {v}: {got['wall']:.1f} s, "
                   f"{seconds / got['wall']:.0f} audio s/s, {got['cpu']:.1f} CPU s, "
                   f"peak {got['peak_mb']:.0f} MB", flush=True)
             if v not in best or got["wall"] < best[v]["wall"]:
                 best[v] = got
+    return best
+
+
+def report(args: argparse.Namespace, variants: list[str], seconds: float,
+           best: dict[str, dict[str, float]]) -> None:
     print(f"\nbest of {args.repeat} interleaved rounds, {os.cpu_count()} CPUs")
     print("| variant | samples | wall s | audio s/s | CPU s | audio s per CPU s | peak RSS MB "
           "| shards MB |")
