@@ -136,10 +136,12 @@ def _use_cluster_token() -> None:
     """
     if os.environ.get("RAY_AUTH_MODE"):
         return
-    from ray._private.authentication.authentication_token_setup import (
-        maybe_enable_token_auth_if_token_available,
-    )
-
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without token authentication: nothing to send
+        return
     maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 

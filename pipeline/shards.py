@@ -8,6 +8,7 @@ mode 0644) and a fixed order, so the same input gives byte-identical tars.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -133,22 +134,27 @@ def write_tar(path: Path, samples: Sequence[tuple[str, dict[str, bytes]]]) -> tu
     return out.size, out.md5.hexdigest()
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as err:
+        # some network and FUSE file systems cannot sync (a directory, or at all); they
+        # offer nothing better, so that is no reason to fail a finished build
+        if err.errno not in (errno.EINVAL, errno.ENOTSUP, errno.ENOSYS, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
 def sync_files(paths: Iterable[Path]) -> None:
     """fsync each file and then the directories holding them (renames made durable)."""
     dirs = set()
     for path in paths:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(path)
         dirs.add(path.parent)
     for folder in sorted(dirs):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(folder)
 
 
 def file_md5(path: Path) -> str:

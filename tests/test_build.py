@@ -2,6 +2,7 @@
 16 kHz mono FLAC, index/report/card, byte-identical rebuilds, resume after a crash."""
 
 import dataclasses
+import errno
 import io
 import json
 import os
@@ -304,3 +305,20 @@ def test_a_relative_corpus_path_reaches_workers_as_an_absolute_one(tmp_path, mon
                        runner="local", progress=False)
     assert report["samples"] == 14 and len(seen) == 14
     assert all(Path(a).is_absolute() and Path(a).is_file() for a in seen)
+
+
+@pytest.mark.parametrize(("code", "fails"), [(errno.EINVAL, False), (errno.ENOTSUP, False),
+                                             (errno.EIO, True)])
+def test_sync_tolerates_file_systems_that_cannot_sync_but_not_io_errors(tmp_path, monkeypatch,
+                                                                        code, fails):
+    (tmp_path / "a.tar").write_bytes(b"x")
+
+    def fsync(fd):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(shards_mod.os, "fsync", fsync)
+    if fails:
+        with pytest.raises(OSError):
+            shards_mod.sync_files([tmp_path / "a.tar"])
+    else:
+        shards_mod.sync_files([tmp_path / "a.tar"])
