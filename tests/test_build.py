@@ -6,6 +6,7 @@ import errno
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -234,7 +235,7 @@ def ray_head(tmp_path):
             except ProcessLookupError:
                 pass
             head.wait(timeout=30)
-        subprocess.run(["rm", "-rf", temp_dir], check=False)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_build_on_a_ray_cluster_started_with_ray_start(ray_head, ray_build, tmp_path):
