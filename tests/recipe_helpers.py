@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from pipeline.recipe import Recipe
 from pipeline.record import Record, Reject
 
 
@@ -17,6 +19,11 @@ def split_items(items: Iterable[Record | Reject]) -> tuple[list[Record], list[Re
     for item in items:
         (records if isinstance(item, Record) else rejects).append(item)
     return records, rejects
+
+
+def parse_corpus(recipe: Recipe, raw: Path) -> tuple[list[Record], list[Reject]]:
+    """Locate ``recipe``'s corpus under ``raw`` and parse it, as the build does."""
+    return split_items(recipe.prepare(recipe.locate(raw)))
 
 
 def record_downloads(monkeypatch: Any) -> list[list[tuple[str, dict[str, Any]]]]:

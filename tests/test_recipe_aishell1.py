@@ -6,23 +6,17 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from recipe_helpers import split_items
+from recipe_helpers import parse_corpus
 
 from dataset_recipes import RECIPES
 from dataset_recipes.aishell1 import RECIPE, unpack_speakers
 from pipeline.build import run_build
 from pipeline.recipe import CorpusNotFound
-from pipeline.record import Record, Reject
 from pipeline.stages import BuildOptions
 from pipeline.tags import make_entry
 
 FIXTURE = Path(__file__).parent / "fixtures" / "aishell1"
 TRANS = "transcript/aishell_transcript_v0.8.txt"
-
-
-def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
-    items = list(RECIPE.prepare(RECIPE.locate(raw)))
-    return split_items(items)
 
 
 def test_registered() -> None:
@@ -31,7 +25,7 @@ def test_registered() -> None:
 
 
 def test_fixture_targets_without_spaces_and_asr_prompt() -> None:
-    records, _ = _parse(FIXTURE)
+    records, _ = parse_corpus(RECIPE, FIXTURE)
     assert [(r.split, r.key, r.source, r.labels[0].target) for r in records] == [
         ("train", "BAC009S0002W0122", "wav/train/S0002/BAC009S0002W0122.wav",
          "而对楼市成交抑制作用最大的限购"),
@@ -47,7 +41,7 @@ def test_fixture_targets_without_spaces_and_asr_prompt() -> None:
 
 
 def test_bad_inputs_are_rejects_naming_file_and_line() -> None:
-    _, rejects = _parse(FIXTURE)
+    _, rejects = parse_corpus(RECIPE, FIXTURE)
     assert [(r.source, r.line, r.reason) for r in rejects] == [
         (TRANS, 2, "BAC009S0002W0123: listed but wav/<split>/S0002/BAC009S0002W0123.wav is "
          "missing"),
@@ -65,7 +59,7 @@ def test_unpack_speakers_makes_the_packed_speaker_usable(tmp_path: Path) -> None
     root = RECIPE.locate(tmp_path / "raw")
     assert unpack_speakers(root) == 1
     assert unpack_speakers(root) == 0  # already unpacked: skipped
-    records, rejects = _parse(tmp_path / "raw")
+    records, rejects = parse_corpus(RECIPE, tmp_path / "raw")
     assert ("test", "BAC009S0916W0121", "市场需求") in [
         (r.split, r.key, r.labels[0].target) for r in records]
     assert [r.reason for r in rejects if r.line == 6] == [
@@ -96,7 +90,7 @@ def test_locate_and_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_sample_parses_clean_and_builds(tmp_path: Path) -> None:
     root = RECIPE.locate(RECIPE.make_sample(tmp_path / "raw"))
-    records, rejects = _parse(tmp_path / "raw")
+    records, rejects = parse_corpus(RECIPE, tmp_path / "raw")
     assert rejects == []
     assert [sum(r.split == s for r in records) for s in ("train", "dev", "test")] == [4, 2, 2]
     report = run_build(RECIPE, root, tmp_path / "out", BuildOptions(shard_size=4),

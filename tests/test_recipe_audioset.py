@@ -3,22 +3,16 @@
 from pathlib import Path
 
 import pytest
-from recipe_helpers import split_items
+from recipe_helpers import parse_corpus
 
 from dataset_recipes import RECIPES
 from dataset_recipes.audioset import RECIPE
 from pipeline.build import run_build
-from pipeline.record import Record, Reject
 from pipeline.stages import BuildOptions
 from pipeline.tags import make_entry
 
 FIXTURE = Path(__file__).parent / "fixtures" / "audioset"
 PROMPT = "<|startofanalysis|><|unknown|><|keyword|><|en|><|notimestamps|><|event|>"
-
-
-def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
-    items = list(RECIPE.prepare(RECIPE.locate(raw)))
-    return split_items(items)
 
 
 def test_registered():
@@ -28,7 +22,7 @@ def test_registered():
 
 
 def test_parses_fixture_names_in_index_order():
-    records, _ = _parse(FIXTURE)
+    records, _ = parse_corpus(RECIPE, FIXTURE)
     assert [(r.split, r.key, r.source, r.labels[0].target) for r in records] == [
         ("eval", "--4gqARaEJE", "audio/eval/--4gqARaEJE.wav", "Speech, Dog, Music"),
         ("eval", "--BfvyPmVMo", "audio/eval/Y--BfvyPmVMo.flac", "Male speech, man speaking"),
@@ -39,7 +33,7 @@ def test_parses_fixture_names_in_index_order():
 
 
 def test_bad_lines_and_missing_clips_are_rejects_with_lines():
-    _, rejects = _parse(FIXTURE)
+    _, rejects = parse_corpus(RECIPE, FIXTURE)
     seg = "balanced_train_segments.csv"
     assert [(r.split, r.source, r.line, r.reason) for r in rejects] == [
         ("balanced_train", "audio/balanced_train/-0DdlOuIFUI.wav", 4,
@@ -63,7 +57,7 @@ def test_broken_label_file_raises_naming_it(tmp_path):
 
 def test_sample_builds_with_zero_rejects(tmp_path):
     root = RECIPE.locate(RECIPE.make_sample(tmp_path / "raw"))
-    records, rejects = _parse(tmp_path / "raw")
+    records, rejects = parse_corpus(RECIPE, tmp_path / "raw")
     assert rejects == []
     assert [r.labels[0].target for r in records] == [
         "Speech", "Speech, Music", "Music", "Beep, bleep, Sine wave", "White noise",

@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
+from recipe_helpers import parse_corpus
+
 from dataset_recipes import RECIPES
 from dataset_recipes.clotho import RECIPE
 from pipeline.build import run_build
-from pipeline.record import Record, Reject
 from pipeline.stages import BuildOptions
 
 FIXTURE = Path(__file__).parent / "fixtures" / "clotho"
@@ -16,9 +17,7 @@ def test_registered():
 
 
 def test_parses_fixture_with_exact_labels_and_rejects():
-    items = list(RECIPE.prepare(RECIPE.locate(FIXTURE)))
-    records = [i for i in items if isinstance(i, Record)]
-    rejects = [i for i in items if isinstance(i, Reject)]
+    records, rejects = parse_corpus(RECIPE, FIXTURE)
     assert [(r.split, r.key, r.source) for r in records] == [
         ("development", "Santa_Motor", "development/Santa Motor.wav"),
         ("development", "door_creak_01", "development/door.creak.01.wav"),

@@ -5,22 +5,16 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from recipe_helpers import record_downloads, split_items
+from recipe_helpers import parse_corpus, record_downloads
 
 from dataset_recipes import RECIPES
 from dataset_recipes.clotho_aqa import RECIPE
 from pipeline.build import run_build
 from pipeline.recipe import CorpusNotFound
-from pipeline.record import Record, Reject
 from pipeline.stages import BuildOptions
 from pipeline.tags import make_entry
 
 FIXTURE = Path(__file__).parent / "fixtures" / "clotho_aqa"
-
-
-def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
-    items = list(RECIPE.prepare(RECIPE.locate(raw)))
-    return split_items(items)
 
 
 def test_registered() -> None:
@@ -28,7 +22,7 @@ def test_registered() -> None:
 
 
 def test_fixture_one_entry_per_answer_with_exact_prompts() -> None:
-    records, _ = _parse(FIXTURE)
+    records, _ = parse_corpus(RECIPE, FIXTURE)
     assert [(r.split, r.key, r.source) for r in records] == [
         ("train", "river_mouth3", "audio_files/river_mouth3.wav"),
         ("train", "Train_horn", "audio_files/Train horn.wav"),
@@ -45,7 +39,7 @@ def test_fixture_one_entry_per_answer_with_exact_prompts() -> None:
 
 
 def test_bad_inputs_are_rejects_naming_file_and_line() -> None:
-    _, rejects = _parse(FIXTURE)
+    _, rejects = parse_corpus(RECIPE, FIXTURE)
     assert [(r.source, r.line, r.reason) for r in rejects] == [
         ("clotho_aqa_train.csv", 6, "unknown confidence 'perhaps'; expected one of yes, maybe, no"),
         ("clotho_aqa_train.csv", 8, "malformed row: expected 4 fields"),
@@ -76,7 +70,7 @@ def test_download_fetches_csvs_and_audio_zip(tmp_path: Path,
 
 def test_sample_parses_clean_and_builds(tmp_path: Path) -> None:
     root = RECIPE.locate(RECIPE.make_sample(tmp_path / "raw"))
-    records, rejects = _parse(tmp_path / "raw")
+    records, rejects = parse_corpus(RECIPE, tmp_path / "raw")
     assert rejects == []
     assert [(r.split, len(r.labels)) for r in records] == [
         ("train", 6), ("train", 6), ("train", 3), ("val", 3), ("test", 3)]

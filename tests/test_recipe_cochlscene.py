@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
+from recipe_helpers import parse_corpus
+
 from dataset_recipes import RECIPES
 from dataset_recipes.cochlscene import RECIPE
 from pipeline.build import run_build
-from pipeline.record import Record, Reject
 from pipeline.stages import BuildOptions
 from pipeline.tags import make_entry
 
@@ -13,18 +14,12 @@ FIXTURE = Path(__file__).parent / "fixtures" / "cochlscene"
 ASC = "<|startofanalysis|><|unknown|><|keyword|><|en|><|notimestamps|><|scene|>"
 
 
-def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
-    items = list(RECIPE.prepare(RECIPE.locate(raw)))
-    records = [i for i in items if isinstance(i, Record)]
-    return records, [i for i in items if isinstance(i, Reject)]
-
-
 def test_registered() -> None:
     assert RECIPES["cochlscene"] is RECIPE
 
 
 def test_fixture_records_prompts_and_targets() -> None:
-    records, _ = _parse(FIXTURE)
+    records, _ = parse_corpus(RECIPE, FIXTURE)
     got = {(r.split, r.key): r.labels[0].target for r in records}
     assert got == {
         ("Train", "Bus_1"): "bus", ("Train", "CrowdedIndoor_2"): "crowded indoor",
@@ -39,7 +34,7 @@ def test_fixture_records_prompts_and_targets() -> None:
 
 
 def test_fixture_bad_inputs_are_rejects() -> None:
-    _, rejects = _parse(FIXTURE)
+    _, rejects = parse_corpus(RECIPE, FIXTURE)
     assert [(r.split, r.source) for r in rejects] == [
         ("Train", "Train/Beach/Beach_1.wav"),
         ("Train", "Train/stray.wav"),
@@ -60,7 +55,7 @@ def test_locate_accepts_corpus_folder_and_explains_missing(tmp_path: Path) -> No
 
 def test_sample_parses_clean_and_builds(tmp_path: Path) -> None:
     root = RECIPE.locate(RECIPE.make_sample(tmp_path / "raw"))
-    records, rejects = _parse(tmp_path / "raw")
+    records, rejects = parse_corpus(RECIPE, tmp_path / "raw")
     assert rejects == []
     counts = {s: sum(r.split == s for r in records) for s in ("Train", "Val", "Test")}
     assert counts == {"Train": 9, "Val": 3, "Test": 3}

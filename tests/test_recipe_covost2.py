@@ -6,23 +6,17 @@ Common Voice)."""
 from pathlib import Path
 
 import pytest
-from recipe_helpers import split_items
+from recipe_helpers import parse_corpus
 
 from dataset_recipes import RECIPES
 from dataset_recipes.covost2 import RECIPE
 from pipeline import audio
 from pipeline.build import run_build
 from pipeline.recipe import CorpusNotFound
-from pipeline.record import Record, Reject
 from pipeline.stages import BuildOptions
 from pipeline.tags import make_entry
 
 FIXTURE = Path(__file__).parent / "fixtures" / "covost2"
-
-
-def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
-    items = list(RECIPE.prepare(RECIPE.locate(raw)))
-    return split_items(items)
 
 
 def test_registered() -> None:
@@ -31,7 +25,7 @@ def test_registered() -> None:
 
 
 def test_fixture_prompts_and_targets() -> None:
-    records, _ = _parse(FIXTURE)
+    records, _ = parse_corpus(RECIPE, FIXTURE)
     assert [(r.split, r.key, r.source, r.language) for r in records] == [
         ("train", "common_voice_en_651325", "en/clips/common_voice_en_651325.mp3", "en"),
         ("test", "common_voice_fr_17299384", "fr/clips/common_voice_fr_17299384.mp3", "fr"),
@@ -57,7 +51,7 @@ def test_fixture_prompts_and_targets() -> None:
 
 
 def test_bad_inputs_are_rejects_naming_file_line_and_language() -> None:
-    _, rejects = _parse(FIXTURE)
+    _, rejects = parse_corpus(RECIPE, FIXTURE)
     assert [(r.source, r.line, r.reason) for r in rejects] == [
         ("en/validated.tsv", 5, "malformed row: expected 8 tab-separated fields"),
         ("en/covost_v2.en_ca.tsv", None, "language ca has no Qwen-Audio token; 1 row(s) "
@@ -84,7 +78,7 @@ def test_wrong_tsv_raises_and_locate_explains(tmp_path: Path) -> None:
 
 def test_sample_parses_clean_and_builds(tmp_path: Path) -> None:
     root = RECIPE.locate(RECIPE.make_sample(tmp_path / "raw"))
-    records, rejects = _parse(tmp_path / "raw")
+    records, rejects = parse_corpus(RECIPE, tmp_path / "raw")
     assert rejects == []
     assert [sum(r.split == s for r in records) for s in ("train", "dev", "test")] == [4, 1, 1]
     assert [lb.task for lb in records[0].labels] == ["asr", "s2tt", "s2tt"]

@@ -3,23 +3,17 @@
 from pathlib import Path
 
 import pytest
-from recipe_helpers import split_items
+from recipe_helpers import parse_corpus
 
 from dataset_recipes import RECIPES
 from dataset_recipes.esc50 import RECIPE
 from pipeline.build import run_build
 from pipeline.recipe import CorpusNotFound
-from pipeline.record import Record, Reject
 from pipeline.stages import BuildOptions
 from pipeline.tags import make_entry
 
 FIXTURE = Path(__file__).parent / "fixtures" / "esc50"
 PROMPT = "<|startofanalysis|><|unknown|><|keyword|><|en|><|notimestamps|><|event|>"
-
-
-def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
-    items = list(RECIPE.prepare(RECIPE.locate(raw)))
-    return split_items(items)
 
 
 def test_registered():
@@ -28,7 +22,7 @@ def test_registered():
 
 
 def test_parses_fixture_with_exact_targets_and_prompts():
-    records, _ = _parse(FIXTURE)
+    records, _ = parse_corpus(RECIPE, FIXTURE)
     assert [(r.split, r.key, r.source, r.labels[0].target) for r in records] == [
         ("fold1", "1-100032-A-0", "audio/1-100032-A-0.wav", "dog"),
         ("fold1", "1-115545-A-48", "audio/1-115545-A-48.wav", "fireworks"),
@@ -42,7 +36,7 @@ def test_parses_fixture_with_exact_targets_and_prompts():
 
 
 def test_bad_rows_are_rejects_naming_file_and_line():
-    _, rejects = _parse(FIXTURE)
+    _, rejects = parse_corpus(RECIPE, FIXTURE)
     csv = "meta/esc50.csv"
     assert [(r.split, r.source, r.line, r.reason) for r in rejects] == [
         ("fold5", csv, 5, "unknown category 'unicorn' (not one of the 50 ESC-50 classes)"),
@@ -69,7 +63,7 @@ def test_missing_column_names_the_file(tmp_path):
 
 def test_sample_builds_with_zero_rejects(tmp_path):
     root = RECIPE.locate(RECIPE.make_sample(tmp_path / "raw"))
-    records, rejects = _parse(tmp_path / "raw")
+    records, rejects = parse_corpus(RECIPE, tmp_path / "raw")
     assert rejects == [] and len(records) == 25
     assert {r.split for r in records} == {"fold1", "fold2", "fold3", "fold4", "fold5"}
     assert sorted({r.labels[0].target for r in records}) == [

@@ -3,13 +3,12 @@
 from pathlib import Path
 
 import pytest
-from recipe_helpers import split_items
+from recipe_helpers import parse_corpus
 
 from dataset_recipes import RECIPES
 from dataset_recipes.gtzan import FILTERED, RECIPE, _numbers
 from pipeline.build import run_build
 from pipeline.recipe import CorpusNotFound
-from pipeline.record import Record, Reject
 from pipeline.stages import BuildOptions
 from pipeline.tags import make_entry
 
@@ -17,11 +16,6 @@ FIXTURE = Path(__file__).parent / "fixtures" / "gtzan"
 PROMPT = "<|startofanalysis|><|unknown|><|keyword|><|en|><|notimestamps|><|song_meta|>"
 CORRUPT = ("unreadable audio (a known corrupt file of the re-upload): "
            "Error in WAV file. No 'data' chunk marker.")
-
-
-def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
-    items = list(RECIPE.prepare(RECIPE.locate(raw)))
-    return split_items(items)
 
 
 def test_registered_with_truncate_policy():
@@ -39,7 +33,7 @@ def test_filtered_split_sizes_and_no_overlap():
 
 
 def test_original_layout_exact_records_and_prompt():
-    records, rejects = _parse(FIXTURE / "original")
+    records, rejects = parse_corpus(RECIPE, FIXTURE / "original")
     assert rejects == []
     assert [(r.split, r.key, r.source, r.labels[0].target) for r in records] == [
         ("valid", "blues_00000", "genres/blues/blues.00000.au", "blues"),
@@ -52,7 +46,7 @@ def test_original_layout_exact_records_and_prompt():
 
 
 def test_reupload_layout_and_its_rejects():
-    records, rejects = _parse(FIXTURE / "reupload")
+    records, rejects = parse_corpus(RECIPE, FIXTURE / "reupload")
     assert [(r.split, r.key, r.source) for r in records] == [
         ("valid", "blues_00000", "genres_original/blues/blues.00000.wav"),
         ("train", "blues_00029", "genres_original/blues/blues.00029.wav"),
@@ -86,7 +80,7 @@ def test_not_found_names_layout(tmp_path):
 
 def test_sample_builds_truncating_to_30_s_with_zero_rejects(tmp_path):
     root = RECIPE.locate(RECIPE.make_sample(tmp_path / "raw"))
-    records, rejects = _parse(tmp_path / "raw")
+    records, rejects = parse_corpus(RECIPE, tmp_path / "raw")
     assert rejects == [] and len(records) == 14
     assert sorted({r.labels[0].target for r in records}) == [
         "blues", "classical", "country", "disco", "hip hop", "jazz", "metal", "pop",

@@ -2,12 +2,11 @@
 
 from pathlib import Path
 
-from recipe_helpers import split_items
+from recipe_helpers import parse_corpus
 
 from dataset_recipes import RECIPES
 from dataset_recipes.lhotse_manifests import RECIPE, RoleByName, language_code
 from pipeline.build import run_build
-from pipeline.record import Record, Reject
 from pipeline.stages import BuildOptions
 from pipeline.tags import make_entry, parse_srwt
 
@@ -16,11 +15,6 @@ ASR = "<|startoftranscript|><|en|><|transcribe|><|en|><|notimestamps|><|wo_itn|>
 SRWT = "<|startoftranscript|><|en|><|transcribe|><|en|><|timestamps|>"
 SRWT_TARGET = ("<|0.00|>THE<|0.11|>QUICK<|0.45|>BROWN<|0.75|>FOX<|1.14|>JUMPS<|1.56|>OVER"
                "<|1.79|>THE<|1.89|>LAZY<|2.19|>DOG<|2.61|>")
-
-
-def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
-    items = list(RECIPE.prepare(RECIPE.locate(raw)))
-    return split_items(items)
 
 
 def test_registered_as_lhotse():
@@ -37,7 +31,7 @@ def test_roles_and_languages():
 
 
 def test_records_with_asr_and_srwt_from_alignment():
-    records, _ = _parse(FIXTURE)
+    records, _ = parse_corpus(RECIPE, FIXTURE)
     assert [(r.split, r.key, r.source, r.align) for r in records] == [
         ("dev-clean", "espeak_00", "audio/espeak_00.wav", False),
         ("dev-clean", "tone", "audio/tone.wav", True),
@@ -53,7 +47,7 @@ def test_records_with_asr_and_srwt_from_alignment():
 
 
 def test_bad_items_are_rejects_naming_manifest_and_line():
-    _, rejects = _parse(FIXTURE)
+    _, rejects = parse_corpus(RECIPE, FIXTURE)
     sup, rec = "fix_supervisions_dev-clean.jsonl.gz", "fix_recordings_dev-clean.jsonl.gz"
     assert [(r.split, r.source, r.line, r.reason) for r in rejects] == [
         ("dev-clean", sup, 3, "supervision long-seg1 covers 0.20-0.60 s of a 1.00 s recording; "
@@ -89,7 +83,7 @@ def test_sample_built_with_lhotse_classes_has_zero_rejects(tmp_path):
     raw = RECIPE.make_sample(tmp_path / "raw")
     sups = load_manifest(raw / "sample_supervisions_train.jsonl.gz")
     assert len(sups) == 16 and next(iter(sups)).language == "English"
-    records, rejects = _parse(raw)
+    records, rejects = parse_corpus(RECIPE, raw)
     assert rejects == [] and len(records) == 22
     first = next(r for r in records if r.key == "espeak_00")
     assert (first.split, first.language, first.align) == ("train", "en", True)

@@ -12,10 +12,6 @@ from pipeline.recipe import CorpusNotFound
 FIXTURE = Path(__file__).parent / "fixtures" / "librispeech"
 
 
-def _split(items):
-    return split_items(items)
-
-
 def test_registered():
     assert RECIPES["librispeech"] is RECIPE
 
@@ -24,7 +20,7 @@ def test_parses_fixture_with_exact_labels_and_rejects():
     root = RECIPE.locate(FIXTURE)
     assert root == FIXTURE / "LibriSpeech"
     assert RECIPE.locate(root) == root  # the corpus folder itself works too
-    records, rejects = _split(list(RECIPE.prepare(root)))
+    records, rejects = split_items(RECIPE.prepare(root))
     assert [(r.split, r.key) for r in records] == [
         ("train-clean-100", "2412-153948-0000"),
         ("dev-clean", "1272-128104-0000"),
@@ -58,7 +54,7 @@ def test_missing_corpus_error_names_layout_download_and_sample(tmp_path):
 
 def test_sample_corpus_parses_cleanly(tmp_path):
     root = RECIPE.locate(RECIPE.make_sample(tmp_path))
-    records, rejects = _split(list(RECIPE.prepare(root)))
+    records, rejects = split_items(RECIPE.prepare(root))
     assert rejects == []
     assert sum(r.split == "dev-clean" for r in records) == 2
     assert sum(r.split == "train-clean-100" for r in records) == 22

@@ -3,22 +3,16 @@
 from pathlib import Path
 
 import pytest
-from recipe_helpers import split_items
+from recipe_helpers import parse_corpus
 
 from dataset_recipes import RECIPES
 from dataset_recipes.manifest import RECIPE
 from pipeline.build import run_build
 from pipeline.recipe import CorpusNotFound
-from pipeline.record import Record, Reject
 from pipeline.stages import BuildOptions
 from pipeline.tags import make_entry
 
 FIXTURE = Path(__file__).parent / "fixtures" / "manifest"
-
-
-def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
-    items = list(RECIPE.prepare(RECIPE.locate(raw)))
-    return split_items(items)
 
 
 def test_registered():
@@ -26,7 +20,7 @@ def test_registered():
 
 
 def test_jsonl_rows_merge_per_audio_with_exact_prompts():
-    records, _ = _parse(FIXTURE)
+    records, _ = parse_corpus(RECIPE, FIXTURE)
     assert [(r.split, r.key, r.source, r.language, r.align) for r in records] == [
         ("train", "clips_a", "clips/a.wav", "en", True),
         ("test", "clips_b", "clips/b.wav", "unknown", False),
@@ -46,7 +40,7 @@ def test_jsonl_rows_merge_per_audio_with_exact_prompts():
 
 
 def test_bad_rows_are_rejects_with_file_and_line():
-    _, rejects = _parse(FIXTURE)
+    _, rejects = parse_corpus(RECIPE, FIXTURE)
     m = "manifest.jsonl"
     assert [(r.split, r.source, r.line, r.reason) for r in rejects] == [
         ("train", m, 4, "language 'pl' has no Qwen-Audio token; choose one of unknown, en, "
@@ -61,7 +55,7 @@ def test_bad_rows_are_rejects_with_file_and_line():
 
 
 def test_csv_manifest_given_as_file(tmp_path):
-    records, rejects = _parse(FIXTURE / "csv" / "manifest.csv")
+    records, rejects = parse_corpus(RECIPE, FIXTURE / "csv" / "manifest.csv")
     assert [(r.split, r.source, r.labels) for r in records] == [
         ("valid", "../clips/c.wav", records[0].labels)]
     assert make_entry("mgr", records[0].labels[0].target)["prompt"] == (
@@ -77,7 +71,7 @@ def test_csv_manifest_given_as_file(tmp_path):
 
 def test_sample_builds_with_zero_rejects(tmp_path):
     root = RECIPE.locate(RECIPE.make_sample(tmp_path / "raw"))
-    records, rejects = _parse(tmp_path / "raw")
+    records, rejects = parse_corpus(RECIPE, tmp_path / "raw")
     assert rejects == []
     assert [(r.key, [lb.task for lb in r.labels]) for r in records] == [
         ("clips_espeak_00", ["asr", "s2tt"]), ("clips_espeak_11", ["asr"]),

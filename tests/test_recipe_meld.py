@@ -5,14 +5,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from recipe_helpers import split_items
+from recipe_helpers import parse_corpus
 
 from dataset_recipes import RECIPES
 from dataset_recipes.meld import RECIPE
 from pipeline import audio
 from pipeline.build import run_build
 from pipeline.recipe import CorpusNotFound
-from pipeline.record import Record, Reject
 from pipeline.stages import BuildOptions
 from pipeline.tags import make_entry
 
@@ -20,17 +19,12 @@ FIXTURE = Path(__file__).parent / "fixtures" / "meld"
 SER = "<|startofanalysis|><|en|><|keyword|><|en|><|notimestamps|><|emotion_recognition|>"
 
 
-def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
-    items = list(RECIPE.prepare(RECIPE.locate(raw)))
-    return split_items(items)
-
-
 def test_registered() -> None:
     assert RECIPES["meld"] is RECIPE
 
 
 def test_fixture_targets_prompt_and_mp4_audio() -> None:
-    records, _ = _parse(FIXTURE)
+    records, _ = parse_corpus(RECIPE, FIXTURE)
     assert [(r.split, r.key, r.source, r.labels[0].target) for r in records] == [
         ("train", "dia0_utt0", "train_splits/dia0_utt0.mp4", "neutral"),
         ("train", "dia0_utt1", "train_splits/dia0_utt1.mp4", "joy"),
@@ -45,7 +39,7 @@ def test_fixture_targets_prompt_and_mp4_audio() -> None:
 
 
 def test_bad_inputs_are_rejects_naming_file_and_line() -> None:
-    _, rejects = _parse(FIXTURE)
+    _, rejects = parse_corpus(RECIPE, FIXTURE)
     assert [(r.source, r.line, r.reason) for r in rejects] == [
         ("train_sent_emo.csv", 4, "unknown emotion 'boredom'; known: neutral, joy, sadness, "
          "anger, surprise, fear, disgust"),
@@ -78,7 +72,7 @@ def test_locate_and_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_sample_parses_clean_and_builds(tmp_path: Path) -> None:
     root = RECIPE.locate(RECIPE.make_sample(tmp_path / "raw"))
-    records, rejects = _parse(tmp_path / "raw")
+    records, rejects = parse_corpus(RECIPE, tmp_path / "raw")
     assert rejects == []
     assert [sum(r.split == s for r in records) for s in ("train", "dev", "test")] == [6, 2, 2]
     report = run_build(RECIPE, root, tmp_path / "out", BuildOptions(shard_size=4),

@@ -3,12 +3,11 @@
 from pathlib import Path
 
 import pytest
-from recipe_helpers import split_items
+from recipe_helpers import parse_corpus
 
 from dataset_recipes import RECIPES
 from dataset_recipes.musiccaps import RECIPE
 from pipeline.build import run_build
-from pipeline.record import Record, Reject
 from pipeline.stages import BuildOptions
 from pipeline.tags import make_entry
 
@@ -17,18 +16,13 @@ PROMPT = ("<|startofanalysis|><|unknown|><|caption|><|en|><|notimestamps|>"
           "<|music_description|>")
 
 
-def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
-    items = list(RECIPE.prepare(RECIPE.locate(raw)))
-    return split_items(items)
-
-
 def test_registered():
     assert RECIPES["musiccaps"] is RECIPE
     assert RECIPE.info.splits == {"train": "train", "eval": "test"}
 
 
 def test_parses_fixture_with_exact_captions_and_clip_names():
-    records, _ = _parse(FIXTURE)
+    records, _ = parse_corpus(RECIPE, FIXTURE)
     assert [(r.split, r.key, r.source, r.labels[0].target) for r in records] == [
         ("eval", "-0Gj8-vB1q4", "audio/-0Gj8-vB1q4.wav",
          "A slow ballad with sustained strings. The recording is noisy."),
@@ -41,7 +35,7 @@ def test_parses_fixture_with_exact_captions_and_clip_names():
 
 
 def test_missing_and_bad_rows_are_rejects_with_lines():
-    _, rejects = _parse(FIXTURE)
+    _, rejects = parse_corpus(RECIPE, FIXTURE)
     assert [(r.split, r.source, r.line, r.reason) for r in rejects] == [
         ("train", "audio/0bRUkLsttto.wav", 5, "clip missing (row 5 of musiccaps-public.csv): "
          "cut 10-20 s of https://youtu.be/0bRUkLsttto"),
@@ -65,7 +59,7 @@ def test_wrong_csv_raises_naming_it(tmp_path):
 
 def test_sample_builds_with_zero_rejects(tmp_path):
     root = RECIPE.locate(RECIPE.make_sample(tmp_path / "raw"))
-    records, rejects = _parse(tmp_path / "raw")
+    records, rejects = parse_corpus(RECIPE, tmp_path / "raw")
     assert rejects == [] and [r.split for r in records].count("eval") == 2
     report = run_build(RECIPE, root, tmp_path / "out",
                        BuildOptions(shard_size=4, long_audio=RECIPE.info.long_audio),

@@ -5,13 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from recipe_helpers import record_downloads, split_items
+from recipe_helpers import parse_corpus, record_downloads
 
 from dataset_recipes import RECIPES
 from dataset_recipes.nsynth import RECIPE
 from pipeline.build import run_build
 from pipeline.recipe import CorpusNotFound
-from pipeline.record import Record, Reject
 from pipeline.stages import BuildOptions
 from pipeline.tags import make_entry
 
@@ -19,17 +18,12 @@ FIXTURE = Path(__file__).parent / "fixtures" / "nsynth"
 MNA = "<|startofanalysis|><|unknown|><|keyword|><|en|><|notimestamps|><|note_analysis|>"
 
 
-def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
-    items = list(RECIPE.prepare(RECIPE.locate(raw)))
-    return split_items(items)
-
-
 def test_registered() -> None:
     assert RECIPES["nsynth"] is RECIPE
 
 
 def test_fixture_targets_and_prompt() -> None:
-    records, _ = _parse(FIXTURE)
+    records, _ = parse_corpus(RECIPE, FIXTURE)
     assert [(r.split, r.key, r.labels[0].target) for r in records] == [
         ("nsynth-valid", "bass_synthetic_033-022-050",
          "<|pitch|><|midi_pitch_22|><|velocity|><|midi_velocity_50|><|instrument|>bass"
@@ -48,7 +42,7 @@ def test_fixture_targets_and_prompt() -> None:
 
 
 def test_bad_inputs_are_rejects_naming_file_and_line() -> None:
-    _, rejects = _parse(FIXTURE)
+    _, rejects = parse_corpus(RECIPE, FIXTURE)
     assert [(r.split, r.source, r.line, r.reason) for r in rejects] == [
         ("nsynth-valid", "nsynth-valid/examples.json", 56,
          "kazoo_acoustic_000-060-100: unknown instrument family 'kazoo'; known: bass, brass, "
@@ -85,7 +79,7 @@ def test_download_fetches_the_three_archives(tmp_path: Path,
 
 def test_sample_notes_sound_at_their_pitch_and_build(tmp_path: Path) -> None:
     root = RECIPE.locate(RECIPE.make_sample(tmp_path / "raw"))
-    records, rejects = _parse(tmp_path / "raw")
+    records, rejects = parse_corpus(RECIPE, tmp_path / "raw")
     assert rejects == []
     assert [sum(r.split == s for r in records) for s in RECIPE.info.splits] == [6, 2, 2]
     for rec in records:

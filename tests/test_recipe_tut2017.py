@@ -3,24 +3,18 @@
 from pathlib import Path
 
 import pytest
-from recipe_helpers import record_downloads, split_items
+from recipe_helpers import parse_corpus, record_downloads
 
 from dataset_recipes import RECIPES
 from dataset_recipes.tut2017 import ARCHIVES, RECIPE
 from pipeline.build import run_build
 from pipeline.recipe import CorpusNotFound
-from pipeline.record import Record, Reject
 from pipeline.stages import BuildOptions
 from pipeline.tags import make_entry
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tut2017"
 DEV = "TUT-acoustic-scenes-2017-development"
 ASC = "<|startofanalysis|><|unknown|><|keyword|><|en|><|notimestamps|><|scene|>"
-
-
-def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
-    items = list(RECIPE.prepare(RECIPE.locate(raw)))
-    return split_items(items)
 
 
 def test_registered() -> None:
@@ -30,7 +24,7 @@ def test_registered() -> None:
 
 
 def test_fixture_records_with_exact_targets() -> None:
-    records, _ = _parse(FIXTURE)
+    records, _ = parse_corpus(RECIPE, FIXTURE)
     assert [(r.split, r.key, r.source, r.labels[0].target) for r in records] == [
         ("fold1_train", "a001_0_10", f"{DEV}/audio/a001_0_10.wav", "beach"),
         ("fold1_train", "b002_0_10", f"{DEV}/audio/b002_0_10.wav", "city center"),
@@ -45,7 +39,7 @@ def test_fixture_records_with_exact_targets() -> None:
 
 
 def test_bad_inputs_are_rejects_naming_file_and_line() -> None:
-    _, rejects = _parse(FIXTURE)
+    _, rejects = parse_corpus(RECIPE, FIXTURE)
     got = [(r.source, r.line, r.reason) for r in rejects]
     assert got[0] == (f"{DEV}/meta.txt", 4, "unknown scene 'desert'; known: beach, bus, "
                       "cafe/restaurant, car, city_center, forest_path, grocery_store, home, "
@@ -95,7 +89,7 @@ def test_download_fetches_the_official_archives(tmp_path: Path,
 
 def test_sample_parses_clean_and_builds(tmp_path: Path) -> None:
     root = RECIPE.locate(RECIPE.make_sample(tmp_path / "raw"))
-    records, rejects = _parse(tmp_path / "raw")
+    records, rejects = parse_corpus(RECIPE, tmp_path / "raw")
     assert rejects == []
     counts = {s: sum(r.split == s for r in records) for s in RECIPE.info.splits}
     assert counts == {"fold1_train": 8, "fold1_evaluate": 4, "evaluation": 3}

@@ -4,12 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
-from recipe_helpers import split_items
+from recipe_helpers import parse_corpus
 
 from dataset_recipes import RECIPES
 from dataset_recipes.vocalsound import RECIPE
 from pipeline.build import run_build
-from pipeline.record import Record, Reject
 from pipeline.stages import BuildOptions
 from pipeline.tags import make_entry
 
@@ -18,17 +17,12 @@ PROMPT = ("<|startofanalysis|><|en|><|keyword|><|en|><|notimestamps|>"
           "<|vocal_classification|>")
 
 
-def _parse(raw: Path) -> tuple[list[Record], list[Reject]]:
-    items = list(RECIPE.prepare(RECIPE.locate(raw)))
-    return split_items(items)
-
-
 def test_registered():
     assert RECIPES["vocalsound"] is RECIPE
 
 
 def test_parses_fixture_with_exact_targets_and_prompt():
-    records, _ = _parse(FIXTURE)
+    records, _ = parse_corpus(RECIPE, FIXTURE)
     assert [(r.split, r.key, r.source, r.labels[0].target) for r in records] == [
         ("tr", "f0003_0_cough", "audio_16k/f0003_0_cough.wav", "Cough"),
         ("tr", "f0003_0_laughter", "audio_16k/f0003_0_laughter.wav", "Laughter"),
@@ -43,7 +37,7 @@ def test_parses_fixture_with_exact_targets_and_prompt():
 
 
 def test_bad_entries_are_rejects_with_datafile_line():
-    _, rejects = _parse(FIXTURE)
+    _, rejects = parse_corpus(RECIPE, FIXTURE)
     tr = "datafiles/tr.json"
     assert [(r.split, r.source, r.line, r.reason) for r in rejects] == [
         ("tr", "audio_16k/f0003_0_sigh.wav", 11,
@@ -72,7 +66,7 @@ def test_sample_is_audible_and_builds_with_zero_rejects(tmp_path):
     import soundfile as sf
 
     root = RECIPE.locate(RECIPE.make_sample(tmp_path / "raw"))
-    records, rejects = _parse(tmp_path / "raw")
+    records, rejects = parse_corpus(RECIPE, tmp_path / "raw")
     assert rejects == [] and len(records) == 24
     assert sorted({r.labels[0].target for r in records}) == [
         "Cough", "Laughter", "Sigh", "Sneeze", "Sniff", "Throat clearing"]
