@@ -52,6 +52,10 @@ import numpy as np
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.audio import strip_flac_metadata  # noqa: E402
+
 SR = 16000
 WORDS = ("THE AND OF TO A IN HE I THAT WAS IT HIS YOU WITH AS HAD FOR HER SHE BUT AT NOT "
          "BE ON THEY ALL BY SO HIM IS ONE HAVE WHICH SAID FROM WERE THIS WOULD WHEN THERE "
@@ -91,14 +95,8 @@ def speech_like(seconds: float, rng: np.random.Generator) -> np.ndarray:
 def _with_librispeech_metadata(flac: bytes) -> bytes:
     """Add the SEEKTABLE, VORBIS_COMMENT and 8 KiB PADDING blocks real LibriSpeech
     files carry after STREAMINFO (soundfile writes STREAMINFO and a comment only)."""
-    assert flac[:4] == b"fLaC" and flac[4] & 0x7F == 0
-    pos = 4
-    while True:
-        head, size = flac[pos], int.from_bytes(flac[pos + 1:pos + 4], "big")
-        pos += 4 + size
-        if head & 0x80:
-            break
-    streaminfo = flac[8:42]
+    stream, _ = strip_flac_metadata(flac)  # fLaC, STREAMINFO (4 + 34 bytes), frames
+    streaminfo, frames = stream[8:42], stream[42:]
     seek = b"\xff" * 8 + b"\x00" * 10  # one placeholder seek point, as `flac` writes
     vendor = b"reference libFLAC 1.2.1 20070917"
     comment = len(vendor).to_bytes(4, "little") + vendor + b"\x00\x00\x00\x00"
@@ -106,7 +104,7 @@ def _with_librispeech_metadata(flac: bytes) -> bytes:
     last = len(blocks) - 1
     head = b"".join(bytes([k | (0x80 if i == last else 0)]) + len(b).to_bytes(3, "big") + b
                     for i, (k, b) in enumerate(blocks))
-    return b"fLaC" + head + flac[pos:]
+    return b"fLaC" + head + frames
 
 
 def make_corpus(root: Path, hours: float, seed: int) -> tuple[int, float]:
@@ -195,7 +193,6 @@ def run_lhotse(corpus: Path, out: Path, shard_size: int) -> int:
 
 
 def run_pipeline(corpus: Path, out: Path, shard_size: int, runner: str) -> int:
-    sys.path.insert(0, str(ROOT))
     from dataset_recipes import RECIPES
     from pipeline.build import run_build
     from pipeline.stages import BuildOptions
