@@ -26,6 +26,19 @@ def parse_corpus(recipe: Recipe, raw: Path) -> tuple[list[Record], list[Reject]]
     return split_items(recipe.prepare(recipe.locate(raw)))
 
 
+def build_sample(name: str, out: Path, raw: Path, **options: Any) -> dict[str, Any]:
+    """Write recipe ``name``'s sample corpus under ``raw`` and build it into ``out`` in this
+    process (``runner="local"``, no progress bar); return the build report."""
+    from dataset_recipes import RECIPES
+    from pipeline.build import run_build
+    from pipeline.stages import BuildOptions
+
+    recipe = RECIPES[name]
+    corpus = recipe.locate(recipe.make_sample(raw))
+    return run_build(recipe, corpus, out, BuildOptions(**options), runner="local",
+                     progress=False)
+
+
 def record_downloads(monkeypatch: Any) -> list[list[tuple[str, dict[str, Any]]]]:
     """Stand in for ``pipeline.download`` (no network): each ``download_corpus`` call
     appends its remotes as ``(url, keyword arguments)`` to the returned list and returns

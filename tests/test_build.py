@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 import webdataset as wds
+from recipe_helpers import build_sample
 
 from dataset_recipes import RECIPES
 from pipeline import shards as shards_mod
@@ -28,12 +29,6 @@ ROOT = Path(__file__).parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 ASR_EN = "<|startoftranscript|><|en|><|transcribe|><|en|><|notimestamps|><|wo_itn|>"
 AAC = "<|startofanalysis|><|unknown|><|caption|><|en|><|notimestamps|><|caption_clotho|>"
-
-
-def _local_build(name: str, out: Path, raw: Path, **opts) -> dict:
-    recipe = RECIPES[name]
-    corpus = recipe.locate(recipe.make_sample(raw))
-    return run_build(recipe, corpus, out, BuildOptions(**opts), runner="local", progress=False)
 
 
 def _tar_bytes(out: Path) -> dict[str, bytes]:
@@ -111,8 +106,8 @@ def test_index_report_card_and_mixture(ray_build):
 
 
 def test_ray_and_local_builds_are_byte_identical(ray_build, tmp_path):
-    _local_build("clotho", tmp_path / "a", tmp_path / "raw", shard_size=8)
-    _local_build("clotho", tmp_path / "b", tmp_path / "raw2", shard_size=8)
+    build_sample("clotho", tmp_path / "a", tmp_path / "raw", shard_size=8)
+    build_sample("clotho", tmp_path / "b", tmp_path / "raw2", shard_size=8)
     a, b, ray = (_tar_bytes(p) for p in (tmp_path / "a", tmp_path / "b", ray_build / "clotho"))
     assert a == b == ray and len(a) == 3
     assert (tmp_path / "a" / "index.json").read_bytes() == (
@@ -121,7 +116,7 @@ def test_ray_and_local_builds_are_byte_identical(ray_build, tmp_path):
 
 def test_crash_midway_then_rerun_gives_the_same_shards(tmp_path, monkeypatch):
     clean = tmp_path / "clean"
-    _local_build("librispeech", clean, tmp_path / "raw", shard_size=4)
+    build_sample("librispeech", clean, tmp_path / "raw", shard_size=4)
     out = tmp_path / "crashed"
     real_replace = os.replace
     calls = {"n": 0}
@@ -134,11 +129,11 @@ def test_crash_midway_then_rerun_gives_the_same_shards(tmp_path, monkeypatch):
 
     monkeypatch.setattr(shards_mod.os, "replace", dying_replace)
     with pytest.raises(KeyboardInterrupt):
-        _local_build("librispeech", out, tmp_path / "raw", shard_size=4)
+        build_sample("librispeech", out, tmp_path / "raw", shard_size=4)
     monkeypatch.setattr(shards_mod.os, "replace", real_replace)
     assert len(list(out.glob("*.tar"))) == 2 and len(list(out.glob("*.tar.tmp"))) == 1
     assert not (out / "index.json").exists()  # a half build never looks complete
-    report = _local_build("librispeech", out, tmp_path / "raw", shard_size=4)
+    report = build_sample("librispeech", out, tmp_path / "raw", shard_size=4)
     assert report["samples"] == 24
     assert _tar_bytes(out) == _tar_bytes(clean) and not list(out.glob("*.tmp"))
     assert (out / "index.json").read_bytes() == (clean / "index.json").read_bytes()
@@ -146,12 +141,12 @@ def test_crash_midway_then_rerun_gives_the_same_shards(tmp_path, monkeypatch):
 
 def test_rerun_skips_finished_shards_and_drops_stale_ones(tmp_path):
     out = tmp_path / "out"
-    _local_build("clotho", out, tmp_path / "raw", shard_size=2)
+    build_sample("clotho", out, tmp_path / "raw", shard_size=2)
     assert len(list(out.glob("*.tar"))) == 8
     mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("*.tar")}
-    _local_build("clotho", out, tmp_path / "raw", shard_size=2)
+    build_sample("clotho", out, tmp_path / "raw", shard_size=2)
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.tar")} == mtimes
-    _local_build("clotho", out, tmp_path / "raw", shard_size=8)
+    build_sample("clotho", out, tmp_path / "raw", shard_size=8)
     assert sorted(p.name for p in out.glob("*.tar")) == [
         "clotho-development-000000.tar", "clotho-evaluation-000000.tar",
         "clotho-validation-000000.tar"]
@@ -266,10 +261,10 @@ def test_new_stages_version_rewrites_every_shard(tmp_path, monkeypatch):
     import pipeline.build as build_mod
 
     out = tmp_path / "out"
-    _local_build("clotho", out, tmp_path / "raw", shard_size=8)
+    build_sample("clotho", out, tmp_path / "raw", shard_size=8)
     parts = {p.name: json.loads(p.read_text())["digest"] for p in (out / ".build").glob("*.json")}
     monkeypatch.setattr(build_mod, "STAGES_VERSION", build_mod.STAGES_VERSION + 1)
-    _local_build("clotho", out, tmp_path / "raw", shard_size=8)
+    build_sample("clotho", out, tmp_path / "raw", shard_size=8)
     again = {p.name: json.loads(p.read_text())["digest"] for p in (out / ".build").glob("*.json")}
     assert parts.keys() == again.keys() and all(parts[k] != again[k] for k in parts)
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from recipe_helpers import build_sample
 
 from pipeline.inspect import main
 from pipeline.shards import write_tar
@@ -17,13 +18,8 @@ ASR_PROMPT = "<|startoftranscript|><|en|><|transcribe|><|en|><|notimestamps|><|w
 
 @pytest.fixture(scope="module")
 def libri(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from dataset_recipes.librispeech import RECIPE
-    from pipeline.build import run_build
-    from pipeline.stages import BuildOptions
-
     tmp = tmp_path_factory.mktemp("inspect")
-    run_build(RECIPE, RECIPE.locate(RECIPE.make_sample(tmp / "raw")), tmp / "out",
-              BuildOptions(shard_size=4), runner="local", progress=False)
+    build_sample("librispeech", tmp / "out", tmp / "raw", shard_size=4)
     return tmp / "out"
 
 

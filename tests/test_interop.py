@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
+from recipe_helpers import build_sample
 
 from pipeline.reader import open_shards, sample_positions
 
@@ -20,13 +21,8 @@ Ref = dict[str, dict[str, Any]]  # split -> key -> {"json": ..., "pcm": int16 ar
 
 @pytest.fixture(scope="module")
 def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from dataset_recipes.clotho import RECIPE
-    from pipeline.build import run_build
-    from pipeline.stages import BuildOptions
-
     tmp = tmp_path_factory.mktemp("interop")
-    run_build(RECIPE, RECIPE.locate(RECIPE.make_sample(tmp / "raw")), tmp / "out",
-              BuildOptions(shard_size=4), runner="local", progress=False)
+    build_sample("clotho", tmp / "out", tmp / "raw", shard_size=4)
     return tmp / "out"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from recipe_helpers import build_sample
 
 from pipeline.reader import FormatError, check_meta, open_shards, resolve_shards
 from pipeline.record import FORMAT_VERSION
@@ -18,26 +19,19 @@ from pipeline.shards import json_bytes, write_tar
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _build(recipe_module: str, tmp: Path) -> Path:
-    import importlib
-
-    from pipeline.build import run_build
-    from pipeline.stages import BuildOptions
-
-    recipe = importlib.import_module(recipe_module).RECIPE
-    run_build(recipe, recipe.locate(recipe.make_sample(tmp / "raw")), tmp / "out",
-              BuildOptions(shard_size=4), runner="local", progress=False)
+def _build(name: str, tmp: Path) -> Path:
+    build_sample(name, tmp / "out", tmp / "raw", shard_size=4)
     return tmp / "out"
 
 
 @pytest.fixture(scope="module")
 def clotho(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _build("dataset_recipes.clotho", tmp_path_factory.mktemp("clotho"))
+    return _build("clotho", tmp_path_factory.mktemp("clotho"))
 
 
 @pytest.fixture(scope="module")
 def libri(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _build("dataset_recipes.librispeech", tmp_path_factory.mktemp("libri"))
+    return _build("librispeech", tmp_path_factory.mktemp("libri"))
 
 
 def _index(out: Path) -> dict:

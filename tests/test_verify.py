@@ -13,6 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from recipe_helpers import build_sample
 
 from pipeline.verify import format_summary, main, verify
 
@@ -21,13 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from dataset_recipes.clotho import RECIPE
-    from pipeline.build import run_build
-    from pipeline.stages import BuildOptions
-
     tmp = tmp_path_factory.mktemp("verify")
-    run_build(RECIPE, RECIPE.locate(RECIPE.make_sample(tmp / "raw")), tmp / "out",
-              BuildOptions(shard_size=4), runner="local", progress=False)
+    build_sample("clotho", tmp / "out", tmp / "raw", shard_size=4)
     return tmp / "out"
 
 
