@@ -10,8 +10,9 @@ One transcript line: ``BAC009S0002W0122 而 对 楼市 成交 抑制 作用 最 
 
 Target: the official transcript's characters in order with the spaces between words
 removed (``而对楼市成交抑制作用最大的限购``): Qwen-Audio's Aishell prompts emit Chinese
-without spaces, and its scorer compares characters.  Nothing else is changed (the
-transcript has no punctuation).  Records ask for alignment, so a build with alignment on
+without spaces, and its scorer compares characters.  Nothing else is changed: the
+transcript is already the ``<|wo_itn|>`` style of the ASR prompt (spoken form, numbers
+in characters, no punctuation).  Records ask for alignment, so a build with alignment on
 adds an SRWT entry timed per character.
 
 The transcript covers all three splits; the split is the folder the audio is in.  A line
@@ -60,8 +61,9 @@ INFO = CorpusInfo(
     download_hint="make download, or fetch " + URLS[0] + " into RAW, extract it "
     "(tar xzf data_aishell.tgz -C RAW) and unpack every speaker archive: "
     "cd RAW/data_aishell/wav && for f in *.tar.gz; do tar xzf $f; done",
-    notes="ASR target: the transcript's characters with the spaces between words removed, "
-    "as Qwen-Audio's Aishell prompts emit Chinese; SRWT (alignment stage) per character.",
+    notes="ASR target (<|wo_itn|>): the transcript's characters with the spaces between words "
+    "removed, as Qwen-Audio's Aishell prompts emit Chinese; the transcript is already spoken "
+    "form without punctuation. SRWT (alignment stage) per character.",
 )
 
 

@@ -10,9 +10,16 @@ CoVoST TSV (from ``covost_v2.<src>_<tgt>.tsv.tar.gz``) extracted into its source
 
 One CoVoST row: ``common_voice_fr_17299384.mp3	Il y a ...	There is ...	train``
 
-Each clip becomes one record with an ASR entry (the ``sentence`` of ``validated.tsv``, kept
-verbatim with its casing and punctuation, whitespace collapsed) and an S2TT entry per pair
-that lists it (the ``translation`` verbatim).  Splits are CoVoST's ``train`` (including
+Each clip becomes one record with an ASR entry (the ``sentence`` of ``validated.tsv``) and
+an S2TT entry per pair that lists it (the ``translation``).  Target style follows each
+prompt's ITN tag, as the release does (``evaluate_st.py`` translates under ``<|itn|>``,
+its ASR prompts use ``<|wo_itn|>``): the ASR target is the sentence in the ``<|wo_itn|>``
+spoken form of :func:`pipeline.tags.spoken_form` (``The museum is closed today.`` ->
+``the museum is closed today``; lower case, punctuation removed, inner apostrophes kept:
+``aujourd'hui``; Chinese/Japanese without spaces); digits stay as written, since
+spelling them out is lossy and Common Voice's sentence rules already ask for numbers in
+words.  The S2TT target is the written form (``<|itn|>``): the translation verbatim,
+whitespace collapsed.  Splits are CoVoST's ``train`` (including
 ``train_covost``), ``dev`` and ``test``.  Language codes map onto Qwen-Audio tokens (``zh-CN``
 -> ``zh``); a pair whose source or target language has no token (ca, ru, cy, ...) is
 rejected as a whole, naming the language and the number of rows skipped.  A CoVoST row
@@ -28,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dataset_recipes.common import SAMPLES_DIR, find_root, rel
+from pipeline import tags
 from pipeline.recipe import CorpusInfo, Recipe
 from pipeline.record import Label, Record, Reject, sanitize_key
 
@@ -56,8 +64,9 @@ INFO = CorpusInfo(
     "and extract it so that RAW/<lang>/validated.tsv and RAW/<lang>/clips/ exist; then fetch "
     "each pair's TSV from " + TSV_URL.format(src="<src>", tgt="<tgt>")
     + " and extract it into RAW/<src>/",
-    notes="ASR target: Common Voice's sentence verbatim (casing, punctuation). S2TT target: "
-    "the CoVoST translation verbatim. Pairs whose languages have no Qwen-Audio token "
+    notes="ASR target (<|wo_itn|>): Common Voice's sentence lower-cased without punctuation "
+    "(inner apostrophes and digits kept). S2TT target (<|itn|>): the CoVoST translation "
+    "verbatim. Pairs whose languages have no Qwen-Audio token "
     "(anything but en, de, es, fr, it, ja, zh-CN) are rejected.",
 )
 
@@ -110,6 +119,11 @@ def _tsv(path: Path, root: Path, required: tuple[str, ...]
         yield n, row
 
 
+def asr_text(sentence: str, lang: str) -> str:
+    """The ``<|wo_itn|>`` ASR target of a Common Voice sentence (see the module doc)."""
+    return tags.spoken_form(sentence, lang)
+
+
 def _pair(tsv: Path, root: Path, sentences: dict[str, str], clips: dict[str, _Clip]
           ) -> Iterator[Reject]:
     src, tgt = _PAIR.match(tsv.name).groups()  # type: ignore[union-attr]
@@ -139,7 +153,7 @@ def _pair(tsv: Path, root: Path, sentences: dict[str, str], clips: dict[str, _Cl
             yield Reject(INFO.name, split or "unknown", rel(tsv, root), reason, line=n)
             continue
         clip = clips.setdefault(name, _Clip(split, n, tsv, [
-            Label.make("asr", sentences[name], lang=TOKENS[src])]))
+            Label.make("asr", asr_text(sentences[name], TOKENS[src]), lang=TOKENS[src])]))
         clip.labels.append(Label.make("s2tt", " ".join(row["translation"].split()),
                                       src_lang=TOKENS[src], tgt_lang=TOKENS[tgt]))
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dataset_recipes import clotho, covost2, esc50, get_recipe, gtzan, nsynth
+from dataset_recipes import clotho, covost2, esc50, get_recipe, gtzan, librispeech, nsynth
 from pipeline.hf import HFSourceError, HFSplit, open_hf, write_audio
 from pipeline.recipe import Recipe
 from pipeline.record import Label, Record, Reject, sanitize_key
@@ -93,7 +93,7 @@ def _librispeech_split(s: HFSplit) -> str:
 
 
 def _librispeech(row: Row) -> Record:
-    text = " ".join(str(row.data["text"]).split())
+    text = librispeech.asr_text(str(row.data["text"]))  # the raw recipe's <|wo_itn|> style
     return _rec("librispeech", row, str(row.data["id"]), "en",
                 (Label.make("asr", text, lang="en"),), align=True)
 
@@ -169,7 +169,7 @@ def _covost2(row: Row) -> Record | Reject:
         return Reject("covost2", row.split, row.source, f"language pair {src}_{tgt} has no "
                       f"Qwen-Audio token (tokens exist for {', '.join(covost2.TOKENS)})")
     lang, out = covost2.TOKENS[src], covost2.TOKENS[tgt]
-    labels = (Label.make("asr", " ".join(str(row.data["sentence"]).split()), lang=lang),
+    labels = (Label.make("asr", covost2.asr_text(str(row.data["sentence"]), lang), lang=lang),
               Label.make("s2tt", " ".join(str(row.data["translation"]).split()),
                          src_lang=lang, tgt_lang=out))
     return _rec("covost2", row, Path(str(row.data["file"])).stem, lang, labels)

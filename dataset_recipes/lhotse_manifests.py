@@ -14,7 +14,11 @@ One supervision line: ``{"id": "1272-128104-0000", "recording_id": "1272-128104-
 Manifests are read with :func:`lhotse.load_manifest`.  Each supervision gives one record
 with an ASR label (released ASR prompt, audio language from ``language``: a code such as
 ``en`` or a name such as ``English``; a language without a Qwen-Audio token is a reject
-naming it).  When the supervision has word alignments, the SRWT target is written from
+naming it).  Target style: the prompt's ``<|wo_itn|>`` asks for spoken form, so the text
+goes through :func:`pipeline.tags.spoken_form` (``MISTER QUILTER.`` -> ``mister quilter``:
+lower case, punctuation removed, apostrophes inside words and digits kept, no spaces in
+Chinese/Japanese); the SRWT words get the same treatment (a word left empty is dropped).
+When the supervision has word alignments, the SRWT target is written from
 them here (pause symbols such as ``""``, ``<eps>``, ``sil``, ``<sil>`` are gaps, and gaps
 over 0.2 s become ``<|sil|>``) and the alignment stage is skipped (``align=False``);
 otherwise ``align=True`` lets the alignment stage add SRWT when it is enabled.
@@ -81,7 +85,9 @@ INFO = CorpusInfo(
     "  (the output folder of `lhotse prepare <corpus> ...`)",
     download_hint="run the corpus's Lhotse recipe, e.g. `lhotse download librispeech DIR` and "
     "`lhotse prepare librispeech DIR/LibriSpeech RAW`, and pass that output folder as RAW",
-    notes="ASR from supervision text; SRWT written from Lhotse word alignments when present "
+    notes="ASR target (<|wo_itn|>): the supervision text in spoken form (lower case, "
+    "punctuation removed, apostrophes inside words and digits kept; no spaces in zh/ja); "
+    "SRWT words likewise. SRWT written from Lhotse word alignments when present "
     "(align=False), else left to the alignment stage. Only supervisions covering their whole "
     "recording are used; segments of longer recordings are rejects (cut them with Lhotse "
     "first). Split roles from part names: dev/val -> valid, test/eval -> test, else train.",
@@ -127,13 +133,14 @@ def _audio_path(rec: Any, manifest: Path) -> Path | str:
     return f"audio file {path} of recording {rec.id} is missing"
 
 
-def _srwt(sup: Any, duration: float) -> str | None:
+def _srwt(sup: Any, duration: float, lang: str) -> str | None:
+    """The SRWT target of the word alignment, its words in the ASR target's spoken form."""
     words = (sup.alignment or {}).get("word")
     if not words:
         return None
-    timed = [(w.symbol, w.start, w.start + w.duration) for w in words
+    timed = [(tags.spoken_form(w.symbol, lang), w.start, w.start + w.duration) for w in words
              if w.symbol.strip().lower() not in PAUSE_SYMBOLS]
-    return tags.srwt_target(timed, duration)
+    return tags.srwt_target([w for w in timed if w[0]], duration)
 
 
 def _record(sup: Any, rec: Any, split: str, sup_path: Path, root: Path, line: int
@@ -151,7 +158,7 @@ def _record(sup: Any, rec: Any, split: str, sup_path: Path, root: Path, line: in
                      ".trim_to_supervisions().save_audios(DIR) and export new manifests")
         return
     lang = language_code(sup.language)
-    text = " ".join((sup.text or "").split())
+    text = tags.spoken_form(sup.text or "", lang or "")  # the <|wo_itn|> style
     audio = _audio_path(rec, sup_path)
     if lang is None:
         yield reject(f"language {sup.language!r} has no Qwen-Audio token (choose one of "
@@ -163,7 +170,7 @@ def _record(sup: Any, rec: Any, split: str, sup_path: Path, root: Path, line: in
     else:
         labels = [Label.make("asr", text, lang=lang)]
         try:
-            srwt = _srwt(sup, rec.duration)
+            srwt = _srwt(sup, rec.duration, lang)
         except tags.TagError as err:
             srwt = None
             yield reject(f"word alignment unusable for SRWT: {err}", task="srwt")

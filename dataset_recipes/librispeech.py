@@ -6,6 +6,12 @@ Layout (openslr.org/12), after extracting e.g. ``dev-clean.tar.gz``::
     LibriSpeech/<split>/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac   (16 kHz)
 
 One transcript line: ``1272-128104-0000 MISTER QUILTER IS THE APOSTLE OF THE MIDDLE CLASSES``
+
+Target style (:func:`asr_text`): the ASR prompt ends with ``<|wo_itn|>``, whose released
+answers are lower-case spoken words (``mister quilter is the apostle of the middle
+classes``), so the transcript is lower-cased; nothing else changes, as LibriSpeech is
+already spoken form (numbers as words, no punctuation but the apostrophes of words such
+as ``don't``, which stay).  SRWT words come from this text.
 """
 
 from __future__ import annotations
@@ -61,6 +67,9 @@ INFO = CorpusInfo(
     f"  with <split> among {', '.join(SPLITS)}",
     download_hint="download e.g. " + URL.format(split="dev-clean")
     + " and extract it into RAW (tar xzf dev-clean.tar.gz -C RAW)",
+    notes="ASR target (<|wo_itn|>): the transcript lower-cased (MISTER QUILTER -> mister "
+    "quilter); it is already spoken form (no punctuation but apostrophes inside words). "
+    "SRWT words are these words.",
 )
 
 
@@ -71,6 +80,11 @@ def _is_root(path: Path) -> bool:
 def locate(raw: Path) -> Path:
     """The ``LibriSpeech`` folder: ``raw`` itself or ``raw/LibriSpeech``."""
     return find_root(raw, INFO, _is_root, ("LibriSpeech",))
+
+
+def asr_text(transcript: str) -> str:
+    """The ``<|wo_itn|>`` target of a transcript: lower case, whitespace collapsed."""
+    return " ".join(transcript.lower().split())
 
 
 def _parse_transcript(trans: Path, root: Path, split: str) -> Iterator[Record | Reject]:
@@ -91,7 +105,7 @@ def _parse_transcript(trans: Path, root: Path, split: str) -> Iterator[Record | 
                          f"listed in {trans.name} line {n} but the audio file is missing", line=n)
             continue
         yield Record(INFO.name, split, utt, str(flac), rel(flac, root), "en",
-                     (Label.make("asr", " ".join(text.split()), lang="en"),), align=True)
+                     (Label.make("asr", asr_text(text), lang="en"),), align=True)
     for flac in sorted(trans.parent.glob("*.flac")):
         if flac.stem not in listed:
             yield Reject(INFO.name, split, rel(flac, root),

@@ -28,8 +28,14 @@ Example ``manifest.jsonl`` lines::
 
 Rows naming the same audio in the same split become one sample with several task entries
 (the audio is stored once).  Prompts are those of :data:`pipeline.tags.TASKS` (released
-ones, or the documented choices for sec/mc/mgr).  An ``srwt`` text must already be an
-SRWT target (time tokens around words).  An ``asr`` sample without an ``srwt`` row asks
+ones, or the documented choices for sec/mc/mgr).  Target style follows the prompt's ITN
+tag: an ``asr`` text is put in the ``<|wo_itn|>`` spoken form
+(:func:`pipeline.tags.spoken_form`: ``Hello, World!`` -> ``hello world``; lower case,
+punctuation removed, apostrophes inside words and digits kept); an ``s2tt`` text
+(``<|itn|>``) and every other text are kept as written.  An ``srwt`` text must already be
+an SRWT target: the continuation of the prompt's ``<|0.00|>``, words (in the ASR style)
+each followed by its end time token, e.g. ``hello<|0.48|>world<|0.95|>``.  An ``asr``
+sample without an ``srwt`` row asks
 the alignment stage for SRWT (``align=True``).  Every bad row is a reject naming the file
 and line; a file without the required columns raises ``ValueError`` naming it.
 """
@@ -66,7 +72,9 @@ INFO = CorpusInfo(
     download_hint="write a manifest for your own audio (see dataset_recipes/manifest.py) and "
     "pass the file or its folder as RAW",
     notes="Tasks and prompts as in pipeline.tags.TASKS. Rows on the same audio and split share "
-    "one sample. asr samples without an srwt row are sent to the alignment stage.",
+    "one sample. asr samples without an srwt row are sent to the alignment stage. asr text "
+    "(<|wo_itn|>) is put in spoken form (lower case, punctuation removed, apostrophes inside "
+    "words and digits kept); other texts are kept as written.",
 )
 
 
@@ -124,6 +132,10 @@ def _label(row: dict[str, Any]) -> Label | str:
     args = {a: values[a] for a in _ARGS.get(task, ())}
     if task in ("asr", "srwt", "s2tt") and lang == "unknown":
         return f"task {task} needs the spoken 'language'"
+    if task == "asr":  # the ASR prompt's <|wo_itn|> asks for spoken form
+        text = tags.spoken_form(text, lang)
+        if not text:
+            return "asr text has no words once punctuation is removed"
     try:
         tags.make_entry(task, text, **args)
         if task == "srwt":

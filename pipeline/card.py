@@ -179,6 +179,11 @@ def write_card(out_dir: Path, info: CorpusInfo, report: dict[str, Any]) -> None:
         # a "|" inside a table cell must be escaped, even inside a code span (GFM)
         prompt = "<br>".join(f"`{p}`".replace("|", "\\|") for p in m["prompts"][:MAX_PROMPTS])
         body.append(f"| {task} | {m['entries']} | {m['hours']:.4f} | {prompt} |")
+    styles = [tag for tag in tags.ITN_STYLES if any(tag in p for m in merged.values()
+                                                    for p in m["prompts"])]
+    if styles:  # the per-corpus rule is in the corpus's notes below
+        body += ["", "## Target text style", ""]
+        body += [f"- `{tag}` targets: {tags.ITN_STYLES[tag]}." for tag in styles]
     choices = [t for t in merged if t in tags.TASKS and not tags.TASKS[t].released]
     if choices or info.notes:
         body += ["", "## Choices made where the release shows no prompt", ""]

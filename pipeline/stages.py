@@ -23,7 +23,7 @@ PARTS_DIR = ".build"
 #: Bumped whenever the same input and options give different sample bytes (a new
 #: resampler, say); it is part of every shard's content hash, so a rerun after an upgrade
 #: rewrites the shards instead of mixing old and new ones.
-STAGES_VERSION = 3  # 3: 16 kHz mono 16-bit FLAC sources keep their own frames
+STAGES_VERSION = 4  # 4: SRWT targets continue the released prompt's <|0.00|>
 MAX_PROMPTS = 3  # distinct example prompts kept per task for the dataset card
 
 

@@ -12,6 +12,7 @@ each such choice is marked ``documented choice`` in :data:`TASKS` and in the dat
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -115,6 +116,9 @@ AUDIO_SPECIAL_TOKENS: tuple[str, ...] = (
     AUDIO_END,
 )
 
+#: The last token of the SRWT prompt: every timed transcript starts at 0.00.
+SRWT_START = TIME_TOKENS[0]
+
 _TOKEN_SET = frozenset(AUDIO_SPECIAL_TOKENS) - {AUDIO_PAD, AUDIO_START, AUDIO_END}
 _LANG_TAGS = frozenset(["<|unknown|>", "<|zh_tr|>", *(f"<|{lang}|>" for lang in LANGUAGES)])
 _TOKEN_RE = re.compile(r"<\|[^<>]*?\|>")
@@ -165,9 +169,13 @@ def asr_prompt(lang: str) -> str:
 
 
 def srwt_prompt(lang: str) -> str:
-    """Speech recognition with word timestamps; the target is a timed transcript."""
+    """Speech recognition with word timestamps, as in the released ``evaluate_srwt.py``.
+
+    The prompt ends with :data:`SRWT_START` (``<|0.00|>``): every timed transcript starts
+    at 0.00, and the target (:func:`srwt_target`) is its continuation.
+    """
     tag = lang_tag(lang)
-    return f"<|startoftranscript|>{tag}<|transcribe|>{tag}<|timestamps|>"
+    return f"<|startoftranscript|>{tag}<|transcribe|>{tag}<|timestamps|>{SRWT_START}"
 
 
 def s2tt_prompt(src_lang: str, tgt_lang: str) -> str:
@@ -275,6 +283,44 @@ def make_entry(task: str, target: str, **args: str) -> dict[str, str]:
     return {"task": task, "prompt": prompt, "target": target}
 
 
+# ---------------------------------------------------------------- target text style
+#: Languages written without spaces between words.
+UNSPACED_LANGUAGES = frozenset({"zh", "ja", "zh_tr"})
+#: The target text style each inverse-text-normalization instruction asks for.
+ITN_STYLES: dict[str, str] = {
+    "<|wo_itn|>": "spoken form: lower case, no punctuation (apostrophes inside words kept), "
+    "as the released model answers; the words of SRWT targets are the ASR target's words",
+    "<|itn|>": "written form: the corpus's text with its casing, punctuation and digits",
+}
+#: Punctuation characters that stand for words (per cent, and, at): kept as written.
+_SPOKEN_SIGNS = frozenset("%&@\u2030")
+_INNER_APOSTROPHE = re.compile(r"(?<=\w)['\u2019](?=\w)")
+_CJK_SPACE = re.compile(r"(?<=[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]) +"
+                        r"| +(?=[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff])")
+
+
+def spoken_form(text: str, lang: str) -> str:
+    """A transcript in the ``<|wo_itn|>`` style: lower case, no punctuation.
+
+    The released model answers ``<|wo_itn|>`` prompts in this style (its README shows
+    LibriSpeech 1272-128104-0000 as ``mister quilter is the apostle of the middle classes
+    ...``).  Rules: lower case; every Unicode punctuation character becomes a space,
+    except an apostrophe between two letters (``don't``, ``aujourd'hui``; ``’`` is written
+    ``'``); whitespace collapsed; for Chinese and Japanese no space is left next to a
+    CJK character.  Digits, symbols (``$``, ``+``, ``°``) and the signs ``% & @`` that
+    stand for words stay as written: spelling them out is language-specific and lossy,
+    and the corpora that use this style write numbers as words (LibriSpeech, Aishell,
+    Common Voice's sentence rules), so a digit is rare.
+    """
+    text = _INNER_APOSTROPHE.sub("\0", text)
+    kept = [("'" if ch == "\0" else ch if ch in _SPOKEN_SIGNS
+             else " " if unicodedata.category(ch)[0] == "P" else ch) for ch in text]
+    out = " ".join("".join(kept).lower().split())
+    if lang in UNSPACED_LANGUAGES:
+        out = _CJK_SPACE.sub("", out)
+    return out
+
+
 # ---------------------------------------------------------------- parser
 @dataclass(frozen=True)
 class Parsed:
@@ -289,8 +335,9 @@ def parse(text: str) -> Parsed:
     """Split ``prompt + target`` into the prompt's tags, the AQA question and the target.
 
     The prompt grammar is the release's: transcription tag, audio language, then either
-    ``<|question|>`` text ``<|answer|>`` or a task tag, text language, timestamps tag and
-    output instructions.  Raises :class:`TagError` on anything else.
+    ``<|question|>`` text ``<|answer|>`` or a task tag, text language, timestamps tag
+    (``<|timestamps|>`` is always followed by ``<|0.00|>``) and output instructions.
+    Raises :class:`TagError` on anything else.
     """
     check_tokens(text)
     pos = 0
@@ -317,6 +364,8 @@ def parse(text: str) -> Parsed:
         return Parsed(tuple([*tags, "<|answer|>"]), question, text[pos:])
     tags.append(take(_LANG_TAGS, "a text language tag"))
     tags.append(take(("<|timestamps|>", "<|notimestamps|>"), "a timestamps tag"))
+    if tags[-1] == "<|timestamps|>":  # the released SRWT prompt ends with <|0.00|>
+        tags.append(take((SRWT_START,), f"{SRWT_START} after <|timestamps|>"))
     while True:
         m = _TOKEN_RE.match(text, pos)
         if not m or m.group(0) not in OUTPUT_INSTRUCTIONS:
@@ -343,18 +392,22 @@ def srwt_target(
     duration: float,
     sil_threshold: float = 0.2,
 ) -> str:
-    """Write timed words as Qwen-Audio's SRWT target.
+    """Write timed words as the target of :func:`srwt_prompt` (the continuation of its
+    final ``<|0.00|>``).
 
-    Neighbouring words share one boundary (the middle of any short gap between them);
-    a gap longer than ``sil_threshold`` seconds, including before the first word and
-    after the last, becomes ``<|sil|>`` between two time tokens, as in the released
-    example ``<|0.00|><|sil|><|0.54|>面<|0.86|>条<|1.17|>``.  The result has exactly one
-    more time token than words (silences counted).
+    The timed transcript ``<|0.00|>`` + target starts at 0.00, as the released prompt
+    does: a pause before the first word of at most ``sil_threshold`` seconds belongs to
+    the first word, a longer one is ``<|sil|>``.  Neighbouring words share one boundary
+    (the middle of any short gap between them); a gap longer than ``sil_threshold``,
+    and one after the last word, becomes ``<|sil|>`` between two time tokens, as in the
+    released example ``<|0.00|><|sil|><|0.54|>面<|0.86|>条<|1.17|>`` (target:
+    ``<|sil|><|0.54|>面<|0.86|>条<|1.17|>``).  The target has exactly as many time tokens
+    as words (silences counted) and ends with one.
     """
     if not words:
         raise TagError("SRWT needs at least one word")
     end_of_clip = min(duration, MAX_AUDIO_SECONDS)
-    cuts: list[float] = []  # boundaries; segments between them
+    cuts: list[float] = [0.0]  # boundaries, the prompt's 0.00 first; segments between them
     labels: list[str] = []
     prev_end = 0.0
     for i, (word, start, end) in enumerate(words):
@@ -364,17 +417,12 @@ def srwt_target(
             raise TagError(f"word {word!r} has times {start:.3f}-{end:.3f} outside the clip")
         if i and start < prev_end - 0.01:
             raise TagError(f"word {word!r} starts before the previous word ends")
-        gap = start - prev_end
-        if gap > sil_threshold:
-            if not cuts:  # leading silence starts at 0.00
-                cuts.append(0.0)
+        if start - prev_end > sil_threshold:  # a pause, the leading one included
             labels.append(SIL)
             cuts.append(start)
-        elif i == 0:
-            cuts.append(start if start > 0 else 0.0)
-        else:
+        elif i:
             cuts[-1] = (prev_end + start) / 2  # share one boundary with the previous word
-        labels.append(word.strip())
+        labels.append(word.strip())  # the first word takes a short leading pause
         cuts.append(end)
         prev_end = end
     if end_of_clip - prev_end > sil_threshold:
@@ -383,24 +431,26 @@ def srwt_target(
     ticks = [min(round(c * 100), round(end_of_clip * 100), 3000) for c in cuts]
     for j in range(1, len(ticks)):
         ticks[j] = max(ticks[j], ticks[j - 1])  # rounding never reverses order
-    out = [TIME_TOKENS[ticks[0]]]
-    for label, tick in zip(labels, ticks[1:], strict=True):
-        out.append(label)
-        out.append(TIME_TOKENS[tick])
-    return "".join(out)
+    return "".join(f"{label}{TIME_TOKENS[tick]}"
+                   for label, tick in zip(labels, ticks[1:], strict=True))
 
 
 def parse_srwt(target: str) -> list[tuple[str, float, float]]:
     """Parse an SRWT target into ``(word, start, end)``; silences come back as ``<|sil|>``.
 
-    Raises :class:`TagError` unless there is exactly one more time token than words and
-    times never decrease, the checks the released scorer relies on.
+    ``target`` continues the prompt's ``<|0.00|>``, so the first segment starts at 0.00.
+    Raises :class:`TagError` unless the target starts with a word (or ``<|sil|>``), ends
+    with a time token, has a word between every two time tokens and times never
+    decrease: the shape the released scorer reads.
     """
     check_tokens(target)
-    parts = _TIME_RE.split(target)
-    # parts: [before, t0, seg0, t1, seg1, ..., tn, after]
-    if len(parts) < 3 or parts[0].strip() or parts[-1].strip():
-        raise TagError(f"SRWT target must start and end with a time token: {target[:60]!r}")
+    if _TIME_RE.match(target.lstrip()):
+        raise TagError("SRWT target starts with a time token, but the prompt already ends "
+                       f"with {SRWT_START}: drop the leading time token (old format?)")
+    parts = _TIME_RE.split(SRWT_START + target)
+    # parts: ["", "0.00", seg0, t1, seg1, ..., tn, after]
+    if len(parts) < 5 or parts[-1].strip():
+        raise TagError(f"SRWT target must end with a time token: {target[-60:]!r}")
     times = [float(t) for t in parts[1::2]]
     segs = parts[2:-1:2]
     if any(not s.strip() for s in segs):

@@ -235,7 +235,7 @@ def test_covost2_pair_from_config_folder(tmp_path):
     (rec,) = hf_recipe("covost2", str(tmp_path / "fr_en")).prepare(tmp_path / "a")
     assert (rec.split, rec.key, rec.language) == ("dev", "common_voice_fr_17299", "fr")
     assert [(lb.task, lb.target, lb.kwargs) for lb in rec.labels] == [
-        ("asr", "Bonjour à tous.", {"lang": "fr"}),
+        ("asr", "bonjour à tous", {"lang": "fr"}),  # <|wo_itn|> spoken form, as the raw recipe
         ("s2tt", "Hello everyone.", {"src_lang": "fr", "tgt_lang": "en"})]
     assert Path(rec.audio).suffix == ".mp3"
     assert Path(rec.audio).read_bytes() == mp3.read_bytes()

@@ -32,7 +32,7 @@ def test_fixture_prompts_and_targets() -> None:
     ]
     entries = [make_entry(lb.task, lb.target, **lb.kwargs) for lb in records[0].labels]
     assert entries == [
-        {"task": "asr", "target": "The museum is closed today.",
+        {"task": "asr", "target": "the museum is closed today",  # <|wo_itn|>: spoken form
          "prompt": "<|startoftranscript|><|en|><|transcribe|><|en|><|notimestamps|><|wo_itn|>"},
         {"task": "s2tt", "target": "Das Museum ist heute geschlossen.",
          "prompt": "<|startoftranscript|><|en|><|translate|><|de|><|notimestamps|><|itn|>"},
@@ -42,7 +42,7 @@ def test_fixture_prompts_and_targets() -> None:
     fr = [make_entry(lb.task, lb.target, **lb.kwargs) for lb in records[1].labels]
     assert [(e["prompt"], e["target"]) for e in fr] == [
         ("<|startoftranscript|><|fr|><|transcribe|><|fr|><|notimestamps|><|wo_itn|>",
-         "Il fait beau aujourd'hui."),
+         "il fait beau aujourd'hui"),
         ("<|startoftranscript|><|fr|><|translate|><|en|><|notimestamps|><|itn|>",
          "The weather is nice today."),
     ]
@@ -82,7 +82,7 @@ def test_sample_parses_clean_and_builds(tmp_path: Path) -> None:
     assert rejects == []
     assert [sum(r.split == s for r in records) for s in ("train", "dev", "test")] == [4, 1, 1]
     assert [lb.task for lb in records[0].labels] == ["asr", "s2tt", "s2tt"]
-    assert records[0].labels[0].target == "The quick brown fox jumps over the lazy dog."
+    assert records[0].labels[0].target == "the quick brown fox jumps over the lazy dog"
     report = run_build(RECIPE, root, tmp_path / "out", BuildOptions(shard_size=4),
                        runner="local", progress=False)
     assert (report["rejects"], report["samples"]) == (0, 6)

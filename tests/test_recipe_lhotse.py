@@ -12,9 +12,9 @@ from pipeline.tags import make_entry, parse_srwt
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lhotse"
 ASR = "<|startoftranscript|><|en|><|transcribe|><|en|><|notimestamps|><|wo_itn|>"
-SRWT = "<|startoftranscript|><|en|><|transcribe|><|en|><|timestamps|>"
-SRWT_TARGET = ("<|0.00|>THE<|0.11|>QUICK<|0.45|>BROWN<|0.75|>FOX<|1.14|>JUMPS<|1.56|>OVER"
-               "<|1.79|>THE<|1.89|>LAZY<|2.19|>DOG<|2.61|>")
+SRWT = "<|startoftranscript|><|en|><|transcribe|><|en|><|timestamps|><|0.00|>"
+SRWT_TARGET = ("the<|0.11|>quick<|0.45|>brown<|0.75|>fox<|1.14|>jumps<|1.56|>over"
+               "<|1.79|>the<|1.89|>lazy<|2.19|>dog<|2.61|>")
 
 
 def test_registered_as_lhotse():
@@ -39,7 +39,7 @@ def test_records_with_asr_and_srwt_from_alignment():
     ]
     asr, srwt = records[0].labels
     assert make_entry(asr.task, asr.target, **asr.kwargs) == {
-        "task": "asr", "prompt": ASR, "target": "THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG"}
+        "task": "asr", "prompt": ASR, "target": "the quick brown fox jumps over the lazy dog"}
     assert make_entry(srwt.task, srwt.target, **srwt.kwargs) == {
         "task": "srwt", "prompt": SRWT, "target": SRWT_TARGET}
     assert len(parse_srwt(srwt.target)) == 9
@@ -87,7 +87,7 @@ def test_sample_built_with_lhotse_classes_has_zero_rejects(tmp_path):
     assert rejects == [] and len(records) == 22
     first = next(r for r in records if r.key == "espeak_00")
     assert (first.split, first.language, first.align) == ("train", "en", True)
-    assert first.labels[0].target == "The quick brown fox jumps over the lazy dog."
+    assert first.labels[0].target == "the quick brown fox jumps over the lazy dog"
     report = run_build(RECIPE, RECIPE.locate(raw), tmp_path / "out",
                        BuildOptions(shard_size=8, long_audio=RECIPE.info.long_audio),
                        runner="local", progress=False)

@@ -30,7 +30,7 @@ def test_parses_fixture_with_exact_labels_and_rejects():
     assert rec.source == "dev-clean/1272/128104/1272-128104-0000.flac"
     assert rec.language == "en" and rec.align is True
     assert [(lb.task, lb.target, lb.kwargs) for lb in rec.labels] == [
-        ("asr", "MISTER QUILTER", {"lang": "en"})
+        ("asr", "mister quilter", {"lang": "en"})  # <|wo_itn|>: lower-case spoken form
     ]
     got = {(r.source, r.line, r.reason) for r in rejects}
     trans = "dev-clean/1272/128104/1272-128104.trans.txt"
@@ -59,4 +59,10 @@ def test_sample_corpus_parses_cleanly(tmp_path):
     assert sum(r.split == "dev-clean" for r in records) == 2
     assert sum(r.split == "train-clean-100" for r in records) == 22
     first = next(r for r in records if r.key == "9000-1-0000")
-    assert first.labels[0].target == "THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG"
+    assert first.labels[0].target == "the quick brown fox jumps over the lazy dog"
+
+
+def test_asr_text_lower_cases_and_keeps_apostrophes():
+    from dataset_recipes.librispeech import asr_text
+
+    assert asr_text("I DON'T  THINK 'TIS SO") == "i don't think 'tis so"

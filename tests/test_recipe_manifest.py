@@ -50,7 +50,7 @@ def test_bad_rows_are_rejects_with_file_and_line():
         ("unknown", m, 6, "malformed JSON line: Expecting value"),
         ("train", m, 7, "unknown task 'dance'; choose one of asr, srwt, s2tt, aac, asc, ser, "
          "vsc, mna, aqa, sec, mc, mgr"),
-        ("train", m, 8, "SRWT target must start and end with a time token: 'hello world'"),
+        ("train", m, 8, "SRWT target must end with a time token: 'hello world'"),
     ]
 
 

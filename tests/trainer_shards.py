@@ -52,9 +52,9 @@ def speech_tasks(i: int, duration: float) -> list[dict[str, str]]:
     """ASR + SRWT entries of a fake utterance ``i``."""
     words = [WORDS[(i + j) % len(WORDS)] for j in range(2 + i % 3)]
     step = duration / len(words)
-    timed = "".join(
-        f"{time_token(j * step)}{w}" for j, w in enumerate(words)
-    ) + time_token(duration)
+    timed = "".join(  # continues the SRWT prompt's <|0.00|>
+        f"{w}{time_token((j + 1) * step)}" for j, w in enumerate(words)
+    )
     return [
         {"task": "asr", "prompt": asr_prompt("en"), "target": " ".join(words)},
         {"task": "srwt", "prompt": srwt_prompt("en"), "target": timed},
