@@ -75,3 +75,11 @@ inspect: $(STAMP)
 
 clean-data:
 	rm -rf data/shards data/samples
+
+# Chat-stage conversations (ChatML, ms-swift or LLaMA-Factory JSONL + FLAC files) from built
+# shards, for fine-tuning with other trainers (issue 14; see README "Chat stage").
+.PHONY: export
+export: $(STAMP)
+	@test -n "$(FORMAT)" && test -n "$(OUT)" || { echo "usage: make export FORMAT=chatml|swift|llamafactory OUT=<dir> [MIXTURE=data/shards/mixture.json] [ROLE=train] [SEED=0]"; exit 2; }
+	$(PY) -m pipeline.export --format $(FORMAT) --out $(OUT) $(if $(MIXTURE),--mixture $(MIXTURE)) \
+		$(if $(ROLE),--role $(ROLE)) $(if $(SEED),--seed $(SEED))

@@ -78,7 +78,8 @@ def lower_first(text: str) -> str:
 
 def timed_words(meta: dict[str, Any]) -> list[tuple[str, float, float]]:
     """``(word, start, end)`` of the clip: the ``words`` field, else the SRWT target's words
-    (``<|sil|>`` left out); empty when the clip has neither."""
+    (``<|sil|>`` left out, read by :func:`pipeline.tags.parse_srwt`); empty when the clip
+    has neither or its target does not parse."""
     words = meta.get("words")
     if words:
         return [(str(w["word"]), float(w["start"]), float(w["end"])) for w in words]
