@@ -7,9 +7,9 @@ Layout (openslr.org/12), after extracting e.g. ``dev-clean.tar.gz``::
 
 One transcript line: ``1272-128104-0000 MISTER QUILTER IS THE APOSTLE OF THE MIDDLE CLASSES``
 
-Target style (:func:`asr_text`): the ASR prompt ends with ``<|wo_itn|>``, whose released
-answers are lower-case spoken words (``mister quilter is the apostle of the middle
-classes``), so the transcript is lower-cased; nothing else changes, as LibriSpeech is
+Target style (:func:`asr_text`): the ASR prompt ends with ``<|wo_itn|>``, which the
+released model answers with lower-case spoken words, so the transcript is lower-cased
+(``mister quilter is the apostle of the middle classes``); nothing else changes, as it is
 already spoken form (numbers as words, no punctuation but the apostrophes of words such
 as ``don't``, which stay).  SRWT words come from this text.
 """

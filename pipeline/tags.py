@@ -302,15 +302,16 @@ _CJK_SPACE = re.compile(r"(?<=[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]) +"
 def spoken_form(text: str, lang: str) -> str:
     """A transcript in the ``<|wo_itn|>`` style: lower case, no punctuation.
 
-    The released model answers ``<|wo_itn|>`` prompts in this style (its README shows
-    LibriSpeech 1272-128104-0000 as ``mister quilter is the apostle of the middle classes
-    ...``).  Rules: lower case; every Unicode punctuation character becomes a space,
-    except an apostrophe between two letters (``don't``, ``aujourd'hui``; ``’`` is written
-    ``'``); whitespace collapsed; for Chinese and Japanese no space is left next to a
-    CJK character.  Digits, symbols (``$``, ``+``, ``°``) and the signs ``% & @`` that
-    stand for words stay as written: spelling them out is language-specific and lossy,
-    and the corpora that use this style write numbers as words (LibriSpeech, Aishell,
-    Common Voice's sentence rules), so a digit is rare.
+    The released model answers ``<|wo_itn|>`` prompts in this style (its README's base
+    model example: LibriSpeech 1272-128104-0000 -> ``mister quilting is the apostle of the
+    middle classes and we are glad to welcome his gospel``).  Rules: lower case; every
+    Unicode punctuation character becomes a space, except an apostrophe between two
+    letters (``don't``, ``aujourd'hui``; ``’`` is written ``'``); whitespace collapsed; for
+    Chinese and Japanese no space is left next to a CJK character.  Digits, symbols
+    (``$``, ``+``, ``°``) and the signs ``% & @`` that stand for words stay as written:
+    spelling them out is language-specific and lossy, and the corpora that use this style
+    write numbers as words (LibriSpeech, Aishell, Common Voice's sentence rules), so a
+    digit is rare.
     """
     text = _INNER_APOSTROPHE.sub("\0", text)
     kept = [("'" if ch == "\0" else ch if ch in _SPOKEN_SIGNS
