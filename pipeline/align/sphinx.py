@@ -16,6 +16,17 @@ duration that the phone pass cannot align: "phone 0 has impossible duration 1"),
 found no alignment depending on the dither noise), and a retry with a much wider beam
 before giving up.  Audio is dithered with a fixed seed, so results are deterministic and
 exact digital silence never reaches the decoder.
+
+Timing (measured on real read speech with human word boundaries, bench/RESULTS.md):
+
+* a frame index is converted to the time between the centres of two neighbouring
+  analysis windows, :data:`FRAME_OFFSET` after the frame's first sample (the decoder's
+  25.6 ms windows advance by 10 ms); read as the window start, every boundary was ~6 ms
+  early;
+* ``silprob`` (the decoder's silence insertion probability) is raised from 0.005 to 0.1,
+  so an optional pause between words costs less than stretching a word over silence;
+* word edges next to pauses are then moved onto the energy evidence
+  (:mod:`pipeline.align.refine`).
 """
 
 from __future__ import annotations
@@ -28,30 +39,45 @@ import numpy as np
 
 from pipeline.align.base import AlignmentError
 from pipeline.align.g2p import G2PError, pronounce
+from pipeline.align.refine import refine_pause_edges
 
 _FILLERS = frozenset({"<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]"})
 _VARIANT_RE = re.compile(r"\(\d+\)$")
 FRAME_RATE = 100  # pocketsphinx frames per second
+WINDOW_SECONDS = 0.025625  # pocketsphinx's analysis window (its -wlen default)
+#: seconds from a frame's first sample to the midpoint between its window centre and the
+#: previous frame's: where a boundary between frames f-1 and f lies in the audio
+FRAME_OFFSET = (WINDOW_SECONDS - 1 / FRAME_RATE) / 2
 
 
 @dataclass(frozen=True)
 class SphinxOptions:
-    """Decoder settings of the pocketsphinx backend (see :class:`AlignConfig`)."""
+    """Decoder settings of the pocketsphinx backend (see :class:`AlignConfig`).
+
+    ``silprob``: the decoder's silence insertion probability; ``edge_level``: threshold of
+    :func:`~pipeline.align.refine.refine_pause_edges` (0 turns that refinement off);
+    ``frame_offset``: seconds added to every frame time (0 reads a frame's time as its
+    window start, as before issue 16).
+    """
 
     g2p: bool = True
     phone_pass: bool = False
     dither_lsb: float = 2.0
+    silprob: float = 0.1
+    edge_level: float = 0.4
+    frame_offset: float = FRAME_OFFSET
     beam: float = 1e-80
     wbeam: float = 1e-40
     retry_beam: float = 1e-160
     retry_wbeam: float = 1e-80
 
 
-def _decoder(beam: float, wbeam: float) -> Any:
+def _decoder(beam: float, wbeam: float, silprob: float) -> Any:
     from pocketsphinx import Decoder
 
     return Decoder(
-        samprate=16000, lm=None, bestpath=False, beam=beam, wbeam=wbeam, loglevel="FATAL"
+        samprate=16000, lm=None, bestpath=False, beam=beam, wbeam=wbeam,
+        silprob=silprob, loglevel="FATAL",
     )
 
 
@@ -73,12 +99,13 @@ class SphinxBackend:
 
     def __init__(self, options: SphinxOptions | None = None) -> None:
         self.options = options or SphinxOptions()
-        self._decoders: list[Any] = [_decoder(self.options.beam, self.options.wbeam)]
+        opts = self.options
+        self._decoders: list[Any] = [_decoder(opts.beam, opts.wbeam, opts.silprob)]
 
     def _retry_decoder(self) -> Any:
         if len(self._decoders) == 1:
             opts = self.options
-            self._decoders.append(_decoder(opts.retry_beam, opts.retry_wbeam))
+            self._decoders.append(_decoder(opts.retry_beam, opts.retry_wbeam, opts.silprob))
         return self._decoders[1]
 
     def _prepare_words(self, dec: Any, units: list[str]) -> None:
@@ -101,11 +128,16 @@ class SphinxBackend:
         pcm = to_pcm(samples, self.options.dither_lsb)
         self._prepare_words(self._decoders[0], units)  # an unknown word fails here, no retry
         try:
-            return self._run(self._decoders[0], pcm, units)
+            spans = self._run(self._decoders[0], pcm, units)
         except AlignmentError:
             retry = self._retry_decoder()
             self._prepare_words(retry, units)
-            return self._run(retry, pcm, units)
+            spans = self._run(retry, pcm, units)
+        offset = self.options.frame_offset
+        spans = [(s + offset, e + offset) for s, e in spans]
+        if self.options.edge_level > 0:
+            spans = refine_pause_edges(samples, spans, self.options.edge_level)
+        return spans
 
     def _run(self, dec: Any, pcm: bytes, units: list[str]) -> list[tuple[float, float]]:
         try:
