@@ -179,19 +179,19 @@ def write_card(out_dir: Path, info: CorpusInfo, report: dict[str, Any]) -> None:
         # a "|" inside a table cell must be escaped, even inside a code span (GFM)
         prompt = "<br>".join(f"`{p}`".replace("|", "\\|") for p in m["prompts"][:MAX_PROMPTS])
         body.append(f"| {task} | {m['entries']} | {m['hours']:.4f} | {prompt} |")
-    styles = [tag for tag in tags.ITN_STYLES if any(tag in p for m in merged.values()
-                                                    for p in m["prompts"])]
-    if styles:  # the per-corpus rule is in the corpus's notes below
-        body += ["", "## Target text style", ""]
-        body += [f"- `{tag}` targets: {tags.ITN_STYLES[tag]}." for tag in styles]
     choices = [t for t in merged if t in tags.TASKS and not tags.TASKS[t].released]
-    if choices or info.notes:
+    if choices:
         body += ["", "## Choices made where the release shows no prompt", ""]
         body += [f"- `{t}`: {_code_tokens(tags.TASKS[t].description)}; the released Qwen-Audio "
                  "evaluation scripts show no prompt for it, so the closest existing output "
                  "instruction is used." for t in sorted(choices)]
+    styles = [tag for tag in tags.ITN_STYLES if any(tag in p for m in merged.values()
+                                                    for p in m["prompts"])]
+    if styles or info.notes:  # the style each ITN tag asks for, then this corpus's rules
+        body += ["", "## Targets", ""]
+        body += [f"- `{tag}` targets: {tags.ITN_STYLES[tag]}." for tag in styles]
         if info.notes:
-            body += [f"- {_code_tokens(info.notes)}"]
+            body += [f"- This corpus: {_code_tokens(info.notes)}"]
     body += ["", *card_section(out_dir, _card_shards(out_dir, info, report), {info.name: info})]
     body += ["## Citation", "", "```bibtex", info.citation.strip(), "```", ""]
     _write_atomic(out_dir / "README.md", "\n".join([*front, "", *body]))

@@ -75,6 +75,10 @@ def test_fixture_build_keeps_srwt(tmp_path):
         meta = json.load(tar.extractfile("espeak_00.json"))
     assert [(t["task"], t["prompt"]) for t in meta["tasks"]] == [("asr", ASR), ("srwt", SRWT)]
     assert report["splits"]["dev-clean"]["role"] == "valid"
+    card = (tmp_path / "README.md").read_text()  # the style rule: general, then the corpus's
+    assert ("## Targets\n\n- `<|wo_itn|>` targets: spoken form: lower case, no "
+            "punctuation") in card
+    assert "- This corpus: ASR target (`<|wo_itn|>`): the supervision text in spoken form" in card
 
 
 def test_sample_built_with_lhotse_classes_has_zero_rejects(tmp_path):
