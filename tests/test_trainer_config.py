@@ -50,7 +50,8 @@ def test_experiment_composes_and_instantiates(name: str, tmp_path: Path) -> None
     assert module.tokenizer.audio_pad_id == 151851
     frozen = {part for part in ("encoder", "projector", "lm")
               if not any(p.requires_grad for p in getattr(module.net, part).parameters())}
-    assert frozen == {"multitask": set(), "pretrain": {"lm"}, "finetune": {"encoder"}}[name]
+    assert frozen == {"multitask": set(), "pretrain": {"lm"}, "finetune": {"encoder"},
+                      "chat": {"encoder"}}[name]
 
 
 def test_tensorboard_logger_option(tmp_path: Path) -> None:
