@@ -20,6 +20,7 @@ from dataset_recipes import (
     tut2017,
     vocalsound,
 )
+from pipeline.errors import UnknownName
 from pipeline.recipe import Recipe
 
 #: Every recipe by name; ``make build-dataset RECIPE=<name>`` looks names up here.
@@ -53,4 +54,4 @@ def get_recipe(name: str) -> Recipe:
         return RECIPES[name]
     except KeyError:
         choices = ", ".join(sorted(RECIPES))
-        raise KeyError(f"unknown recipe {name!r}; choose one of {choices}") from None
+        raise UnknownName(f"unknown recipe {name!r}; choose one of {choices}") from None

@@ -17,7 +17,8 @@ adds an SRWT entry timed per character.
 
 The transcript covers all three splits; the split is the folder the audio is in.  A line
 whose speaker has no audio folder at all (not downloaded, or its ``.tar.gz`` not unpacked)
-is reported once per speaker rather than once per line.
+is reported once per speaker rather than once per line.  The transcript is UTF-8; a line
+that is not is a reject quoting the bytes (transcripts are targets).
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from dataset_recipes.common import find_root, rel
+from dataset_recipes.common import Rejects, find_root, rel
+from dataset_recipes.samples.synth import syllables
+from dataset_recipes.textfiles import read_lines
+from pipeline.download import Downloads, Remote
 from pipeline.recipe import CorpusInfo, Recipe
 from pipeline.record import Label, Record, Reject
 
@@ -95,13 +99,16 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
     index, speakers = _audio_index(root)
     listed: dict[str, int] = {}
     absent: dict[str, list[int]] = {}
-    for n, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
+    rejects = Rejects(INFO.name, root)
+    for item in read_lines(trans, src, INFO.name, "unknown"):
+        if isinstance(item, Reject):
+            yield item
             continue
+        n, line = item
         m = _LINE.match(line.strip())
         if not m:
-            yield Reject(INFO.name, "unknown", src, "malformed transcript line (want "
-                         "'BAC009S<spk>W<utt> <words>')", line=n)
+            yield rejects.malformed("unknown", trans, n, "'BAC009S<spk>W<utt> <words>'",
+                                    "transcript line")
             continue
         utt, spk, words = m.groups()
         if utt in listed:
@@ -118,7 +125,8 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
             continue
         split, wav = index[utt]
         yield Record(INFO.name, split, utt, str(wav), rel(wav, root), "zh",
-                     (Label.make("asr", "".join(words.split()), lang="zh"),), align=True)
+                     (Label.make("asr", "".join(words.split()), lang="zh"),), align=True,
+                     listing=src, line=n)
     for spk, lines in absent.items():
         packed = f" (unpack wav/{spk}.tar.gz inside wav/)" if (
             root / "wav" / f"{spk}.tar.gz").is_file() else ""
@@ -126,8 +134,7 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
                      f"line(s) but no audio folder wav/<split>/{spk}{packed}", line=lines[0])
     for utt, (split, wav) in index.items():
         if utt not in listed:
-            yield Reject(INFO.name, split, rel(wav, root),
-                         f"audio file has no line in {TRANSCRIPT.name}")
+            yield rejects.at(split, wav, f"audio file has no line in {TRANSCRIPT.name}")
 
 
 def unpack_speakers(root: Path) -> int:
@@ -145,42 +152,12 @@ def unpack_speakers(root: Path) -> int:
     return count
 
 
-def download(target_dir: Path) -> Path:
-    """Fetch ``data_aishell.tgz`` and ``resource_aishell.tgz``, extract them and unpack the
-    per-speaker archives."""
-    from pipeline.download import Remote, download_corpus
-
-    raw = download_corpus([Remote(url, md5=MD5[url.rsplit("/", 1)[-1]]) for url in URLS],
-                          Path(target_dir))
-    unpack_speakers(locate(raw))
-    return raw
+#: The two archives, then every speaker archive inside ``data_aishell/wav`` is unpacked.
+DOWNLOADS = Downloads(files=tuple(Remote(url, md5=MD5[url.rsplit("/", 1)[-1]]) for url in URLS),
+                      unpack=lambda raw: unpack_speakers(locate(raw)))
 
 
 # ------------------------------------------------------------------ sample corpus
-def syllables(n: int, rng: np.random.Generator, sr: int = 16000) -> np.ndarray:
-    """Speech-like audio with ``n`` syllables (a noise onset, then a voiced vowel with two
-    formants and a Mandarin-like pitch contour) separated by short gaps; never silent."""
-    from scipy.signal import lfilter
-
-    out = [0.002 * rng.standard_normal(int(0.15 * sr))]
-    for _ in range(n):
-        dur, tone = rng.uniform(0.18, 0.26), rng.integers(4)
-        t = np.arange(int(dur * sr)) / sr
-        contour = (0, 40 * t / dur, -30 * np.sin(np.pi * t / dur), -50 * t / dur)[tone]
-        f0 = 180 + contour
-        pulses = (np.diff(np.floor(np.cumsum(f0 / sr)), prepend=0) > 0).astype(float)
-        voiced = pulses.copy()
-        for formant in rng.choice([(700, 1200), (300, 2300), (500, 900), (400, 2000)]):
-            r, w = 0.97, 2 * np.pi * formant / sr
-            voiced = lfilter([1.0], [1, -2 * r * np.cos(w), r * r], voiced)
-        voiced *= np.hanning(len(voiced)) / (np.max(np.abs(voiced)) + 1e-9)
-        onset = 0.1 * rng.standard_normal(int(0.03 * sr)) * np.linspace(1, 0, int(0.03 * sr))
-        gap = 0.002 * rng.standard_normal(int(rng.uniform(0.03, 0.08) * sr))
-        out += [onset, 0.5 * voiced, gap]
-    out.append(0.002 * rng.standard_normal(int(0.15 * sr)))
-    return np.concatenate(out).astype(np.float32)
-
-
 _SAMPLE = {
     "train": ("S0002", ["而 对 楼市 成交 抑制 作用 最 大 的 限 购", "今天 天气 很 好",
                         "银行 贷款 利率 下调", "房价 上涨 趋势 明显"]),
@@ -210,4 +187,4 @@ def make_sample(target: Path) -> Path:
 
 
 RECIPE = Recipe(info=INFO, locate=locate, prepare=prepare, make_sample=make_sample,
-                download=download, extra={"unpack_speakers": unpack_speakers})
+                download=DOWNLOADS)

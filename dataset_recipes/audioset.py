@@ -23,6 +23,13 @@ Splits: ``balanced_train`` and ``unbalanced_train`` (role train), ``eval`` (role
 A split is built only when its folder ``audio/<split>/`` exists, so fetching just the
 balanced set does not report two million missing unbalanced clips; inside a built split,
 every missing clip is a reject, counted, never fatal.
+
+The segment CSVs are ASCII; a line that is not UTF-8 is read as latin-1, which is safe
+because its label MIDs are checked against ``class_labels_indices.csv`` and its YTID must
+name a clip (a wrong byte makes a reject, never a wrong label).  The display names are
+targets: a line of ``class_labels_indices.csv`` that is not UTF-8 stops the parse, naming
+it.  Audio folders are listed once, so the two million unbalanced segments parse in
+seconds.
 """
 
 from __future__ import annotations
@@ -34,10 +41,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from dataset_recipes.common import SAMPLES_DIR, find_root, read_csv_rows, rel
-from dataset_recipes.musiccaps import find_clip, synth_music, unlisted_clips
+from dataset_recipes.common import Clips, Rejects, find_root, read_csv_rows, rel, source_key
+from dataset_recipes.samples.synth import audioset_clip
+from dataset_recipes.textfiles import UTF8_OR_LATIN1, csv_records
+from pipeline.errors import InputError
 from pipeline.recipe import CorpusInfo, Recipe
-from pipeline.record import Label, Record, Reject, sanitize_key
+from pipeline.record import Label, Record, Reject
 
 SPLITS = {"balanced_train": "train", "unbalanced_train": "train", "eval": "test"}
 LABELS_CSV = "class_labels_indices.csv"
@@ -82,50 +91,44 @@ def read_labels(root: Path) -> dict[str, tuple[int, str]]:
     for item in read_csv_rows(path, root, INFO.name, "", ("index", "mid", "display_name")):
         if isinstance(item, Reject) or not item[1]["index"].strip().isdigit():
             line = item.line if isinstance(item, Reject) else item[0]
-            raise ValueError(f"{path} line {line}: not 'index,mid,display_name'; "
+            raise InputError(f"{path} line {line}: not 'index,mid,display_name'; "
                              "re-download the official file")
         _, row = item
         out[row["mid"].strip()] = (int(row["index"]), " ".join(row["display_name"].split()))
     return out
 
 
-def _segments(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """``(line, fields)`` of the data lines of a segments file (comment lines skipped)."""
-    with open(path, newline="", encoding="utf-8") as f:
-        for line, text in enumerate(f, 1):
-            if text.startswith("#") or not text.strip():
-                continue
-            yield line, next(csv.reader([text], skipinitialspace=True))
-
-
 def _parse_split(root: Path, split: str, labels: dict[str, tuple[int, str]]
                  ) -> Iterator[Record | Reject]:
     path, audio_dir = root / f"{split}_segments.csv", root / "audio" / split
+    src, clips, rejects = rel(path, root), Clips(audio_dir), Rejects(INFO.name, root)
     listed: set[str] = set()
-    for line, fields in _segments(path):
-        if len(fields) != 4 or not fields[0].strip():
-            yield Reject(INFO.name, split, rel(path, root), f"malformed line: expected 4 "
-                         f"fields (YTID, start, end, \"MIDs\"), found {len(fields)}", line=line)
+    for line, fields, bad in csv_records(path, UTF8_OR_LATIN1, skipinitialspace=True):
+        if fields and fields[0].startswith("#"):
+            continue
+        if bad is not None or len(fields) != 4 or not fields[0].strip():
+            yield Reject(INFO.name, split, src, bad or f"malformed line: expected 4 fields "
+                         f"(YTID, start, end, \"MIDs\"), found {len(fields)}", line=line)
             continue
         ytid, start, end, mids = (v.strip() for v in fields)
         listed.add(ytid)
         unknown = [m for m in mids.split(",") if m.strip() not in labels]
         if unknown or not mids:
-            yield Reject(INFO.name, split, rel(path, root),
+            yield Reject(INFO.name, split, src,
                          f"unknown label MID(s) {unknown} (not in {LABELS_CSV})", line=line)
             continue
-        clip = find_clip(audio_dir, ytid)
+        clip = clips.find(ytid)
         if clip is None:
-            yield Reject(INFO.name, split, rel(audio_dir / f"{ytid}.wav", root),
-                         f"clip missing (line {line} of {path.name}): cut {start}-{end} s of "
-                         f"https://youtu.be/{ytid}", line=line)
+            yield rejects.at(split, audio_dir / f"{ytid}.wav",
+                             f"clip missing (line {line} of {path.name}): cut {start}-{end} s "
+                             f"of https://youtu.be/{ytid}", line)
             continue
         names = [labels[m][1] for m in sorted({m.strip() for m in mids.split(",")},
                                                key=lambda m: labels[m][0])]
-        yield Record(INFO.name, split, sanitize_key(ytid), str(clip), rel(clip, root),
+        yield Record(INFO.name, split, source_key(ytid), str(clip), rel(clip, root),
                      "unknown", (Label.make("sec", ", ".join(names)),),
-                     meta=(("start_s", start), ("end_s", end)))
-    yield from unlisted_clips(audio_dir, listed, root, INFO.name, split, path.name)
+                     meta=(("start_s", start), ("end_s", end)), listing=src, line=line)
+    yield from clips.unlisted(listed, rejects, split, path.name)
 
 
 def prepare(root: Path) -> Iterator[Record | Reject]:
@@ -141,23 +144,6 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
 _SAMPLE_CLASSES = [(0, "/m/09x0r", "Speech"), (137, "/m/04rlf", "Music"),
                    (481, "/m/02fs_r", "Beep, bleep"), (501, "/m/01v_m0", "Sine wave"),
                    (520, "/m/0chx_", "White noise")]
-
-
-def _sample_clip(kind: str, rng: np.random.Generator, sr: int = 16000) -> np.ndarray:
-    t = np.arange(10 * sr) / sr
-    if kind == "speech":  # the bundled real LibriSpeech utterance, padded to 10 s
-        x, _ = sf.read(SAMPLES_DIR / "speech" / "2412-153948-0000.flac", dtype="float32")
-        return x[: len(t)]
-    if kind == "speech+music":
-        return 0.6 * _sample_clip("speech", rng)[: len(t)] + 0.4 * synth_music("calm", rng)
-    if kind == "music":
-        return synth_music("upbeat", rng)
-    if kind == "beep":
-        return (0.4 * np.sin(2 * np.pi * 1000 * t) * (np.floor(t * 2) % 2 == 0)).astype(
-            np.float32)
-    if kind == "noise":
-        return (0.2 * rng.standard_normal(len(t))).astype(np.float32)
-    raise ValueError(kind)
 
 
 _SAMPLE_SEGMENTS = {
@@ -183,7 +169,7 @@ def make_sample(target: Path) -> Path:
                  f"# num_ytids={len(segments)}, num_segs={len(segments)}",
                  "# YTID, start_seconds, end_seconds, positive_labels"]
         for ytid, kind, mids in segments:
-            sf.write(root / "audio" / split / f"{ytid}.wav", _sample_clip(kind, rng), 16000,
+            sf.write(root / "audio" / split / f"{ytid}.wav", audioset_clip(kind, rng), 16000,
                      subtype="PCM_16")
             lines.append(f'{ytid}, 30.000, 40.000, "{mids}"')
         (root / f"{split}_segments.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")

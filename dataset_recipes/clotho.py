@@ -8,21 +8,34 @@ Layout (Zenodo record 4783391), after extracting ``clotho_audio_<split>.7z``::
 
 One caption row: ``Santa Motor.wav,A machine whines and squeals while rhythmically punching...``
 Each caption becomes one task entry of the clip; the audio is stored once.
+
+Keys: the file name without ``.wav``, key-safe; a name that sanitizing changes gets a hash
+suffix (:func:`~dataset_recipes.common.source_key`), since the development set holds both
+``Car Keys.wav`` and ``Car_Keys.wav``.  The captions CSVs are UTF-8; a row that is not is
+a reject quoting the bytes (captions are targets: no guessing of another encoding).
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from dataset_recipes.common import find_root, read_csv_rows, rel
-from pipeline.download import Remote, download_corpus
+from dataset_recipes.common import (
+    Rejects,
+    file_names,
+    find_root,
+    read_csv_rows,
+    rel,
+    source_key,
+)
+from dataset_recipes.samples.synth import clotho_sound
+from pipeline.download import Downloads, Remote
 from pipeline.recipe import CorpusInfo, Recipe
-from pipeline.record import Label, Record, Reject, sanitize_key
+from pipeline.record import Label, Record, Reject
 
 SPLITS = {"development": "train", "validation": "valid", "evaluation": "test"}
 CAPTIONS = tuple(f"caption_{i}" for i in range(1, 6))
@@ -71,6 +84,8 @@ def locate(raw: Path) -> Path:
 
 def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
     csv_path = root / f"clotho_captions_{split}.csv"
+    src, audio = rel(csv_path, root), file_names(root / split)
+    rejects = Rejects(INFO.name, root)
     for item in read_csv_rows(csv_path, root, INFO.name, split, ("file_name",)):
         if isinstance(item, Reject):
             yield item
@@ -84,16 +99,14 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
             if caption:
                 labels.append(Label.make("aac", caption))
             else:
-                yield Reject(INFO.name, split, rel(csv_path, root),
-                             f"{name}: {col} is empty", line=line, task="aac")
-        if not wav.is_file():
-            yield Reject(INFO.name, split, rel(wav, root),
-                         f"listed in {csv_path.name} line {line} but the audio file is missing",
-                         line=line)
+                yield Reject(INFO.name, split, src, f"{name}: {col} is empty", line=line,
+                             task="aac")
+        if name not in audio:
+            yield rejects.missing(split, wav, csv_path, line)
             continue
         if labels:
-            yield Record(INFO.name, split, sanitize_key(Path(name).stem), str(wav),
-                         rel(wav, root), "unknown", tuple(labels))
+            yield Record(INFO.name, split, source_key(Path(name).stem), str(wav),
+                         rel(wav, root), "unknown", tuple(labels), listing=src, line=line)
 
 
 def prepare(root: Path) -> Iterator[Record | Reject]:
@@ -104,24 +117,6 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
 
 
 # ------------------------------------------------------------------ sample corpus
-def _sound(kind: str, seconds: float, rng: np.random.Generator, sr: int = 44100) -> np.ndarray:
-    t = np.arange(int(seconds * sr)) / sr
-    if kind == "beeps":
-        gate = (np.floor(t * 2) % 2 == 0).astype(np.float32)
-        return 0.4 * np.sin(2 * np.pi * 1000 * t) * gate
-    if kind == "hiss":
-        return 0.2 * rng.standard_normal(len(t)) * np.linspace(1, 0.3, len(t))
-    if kind == "sweep":
-        return 0.4 * np.sin(2 * np.pi * (200 * t + 150 * t**2))
-    if kind == "hum":
-        return 0.5 * np.sin(2 * np.pi * 100 * t) + 0.05 * rng.standard_normal(len(t))
-    if kind == "clicks":
-        x = np.zeros(len(t))
-        x[:: sr // 4] = 0.9
-        return x
-    raise ValueError(kind)
-
-
 _KINDS = {
     "beeps": ["A high pitched beep repeats on and off at a steady pace.",
               "An electronic tone beeps over and over again.",
@@ -170,8 +165,8 @@ def make_sample(target: Path) -> Path:
         rows, meta = [], []
         for i, (kind, name) in enumerate(files):
             seconds = 4.0 + i % 3
-            sf.write(root / split / name, _sound(kind, seconds, rng).astype(np.float32), 44100,
-                     subtype="PCM_16")
+            sound = clotho_sound(kind, seconds, rng).astype(np.float32)
+            sf.write(root / split / name, sound, 44100, subtype="PCM_16")
             rows.append([name, *_KINDS[kind]])
             meta.append([name, kind, str(1000 + i), "", f"[0, {int(seconds * 44100)}]", "",
                          "http://creativecommons.org/publicdomain/zero/1.0/"])
@@ -183,22 +178,12 @@ def make_sample(target: Path) -> Path:
     return root
 
 
-def download(target_dir: Path, *, splits: Iterable[str] | None = None,
-             force: bool = False) -> Path:
-    """Download Clotho v2.1 from Zenodo into ``target_dir`` (captions and metadata CSVs,
-    and each ``clotho_audio_<split>.7z`` unpacked to ``<split>/``); return it.
-
-    ``splits`` picks among development, validation, evaluation (default: all, about 7 GB).
-    """
-    chosen = list(splits) if splits else list(SPLITS)
-    unknown = [s for s in chosen if s not in SPLITS]
-    if unknown:
-        raise ValueError(f"unknown Clotho split(s) {unknown}; choose from {', '.join(SPLITS)}")
-    names = [f"clotho_{kind}_{s}.{ext}" for s in chosen
-             for kind, ext in (("captions", "csv"), ("metadata", "csv"), ("audio", "7z"))]
-    remotes = [Remote(ZENODO.format(name=n), md5=MD5[n], name=n) for n in names]
-    return download_corpus(remotes, Path(target_dir), force=force)
+#: The three files of each split on Zenodo, in download order.
+DOWNLOADS = Downloads(per_split={
+    s: tuple(Remote(ZENODO.format(name=n), md5=MD5[n], name=n) for n in (
+        f"clotho_captions_{s}.csv", f"clotho_metadata_{s}.csv", f"clotho_audio_{s}.7z"))
+    for s in SPLITS})
 
 
 RECIPE = Recipe(info=INFO, locate=locate, prepare=prepare, make_sample=make_sample,
-                download=download)
+                download=DOWNLOADS)

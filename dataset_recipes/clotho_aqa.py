@@ -17,6 +17,13 @@ answer is kept whatever its confidence, as in the official splits (dropping ``no
 change the answer distribution the benchmark is scored on); the confidences are stored,
 aligned with the clip's AQA entries, in the sample's ``meta.aqa_confidence``.  A value
 outside yes/maybe/no is an unknown label and rejects the row.
+
+Encoding: the authors' own code reads the official CSVs as latin-1
+(github.com/partha2409/AquaNet, ``split_dataset.py``: ``pd.read_csv(..., encoding='latin1')``).
+Each line is decoded as UTF-8 when it is valid UTF-8 (a copy re-saved as UTF-8 reads
+right) and as latin-1 otherwise (:data:`ENCODING`); latin-1 decodes any byte, so no row is
+lost to its encoding.  Keys as in Clotho: the file name without ``.wav``, with a hash
+suffix where sanitizing changed it.
 """
 
 from __future__ import annotations
@@ -27,17 +34,26 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from dataset_recipes.clotho import _sound
-from dataset_recipes.common import find_root, read_csv_rows, rel
+from dataset_recipes.common import (
+    Rejects,
+    file_names,
+    find_root,
+    read_csv_rows,
+    rel,
+    source_key,
+)
+from dataset_recipes.samples.synth import clotho_sound
+from dataset_recipes.textfiles import Encoding
+from pipeline.download import Downloads, Remote
 from pipeline.recipe import CorpusInfo, Recipe
-from pipeline.record import Label, Record, Reject, sanitize_key
+from pipeline.record import Label, Record, Reject
 
 SPLITS = {"train": "train", "val": "valid", "test": "test"}
 CONFIDENCES = ("yes", "maybe", "no")
 HOMEPAGE = "https://zenodo.org/records/6473207"
 FILES = (*(f"clotho_aqa_{s}.csv" for s in SPLITS), "audio_files.zip")
 #: Zenodo publishes MD5s for these files, but they were not at hand when this was written.
-REMOTES = tuple(f"{HOMEPAGE}/files/{name}" for name in FILES)
+DOWNLOADS = Downloads(files=tuple(Remote(f"{HOMEPAGE}/files/{name}") for name in FILES))
 
 INFO = CorpusInfo(
     name="clotho_aqa",
@@ -61,6 +77,8 @@ INFO = CorpusInfo(
     "annotator's confidence; confidences are stored in meta.aqa_confidence.",
 )
 _REQUIRED = ("file_name", "QuestionText", "answer")
+#: UTF-8 where a line is valid UTF-8, else latin-1, the encoding the authors read with.
+ENCODING = Encoding("utf-8", "latin-1")
 
 
 def _is_root(path: Path) -> bool:
@@ -81,7 +99,7 @@ def _parse_split(root: Path, split: str, listed: set[str]) -> Iterator[Record | 
     csv_path = root / f"clotho_aqa_{split}.csv"
     src = rel(csv_path, root)
     clips: dict[str, tuple[int, list[Label], list[str]]] = {}
-    for item in read_csv_rows(csv_path, root, INFO.name, split, _REQUIRED):
+    for item in read_csv_rows(csv_path, root, INFO.name, split, _REQUIRED, encoding=ENCODING):
         if isinstance(item, Reject):
             yield item
             continue
@@ -100,15 +118,15 @@ def _parse_split(root: Path, split: str, listed: set[str]) -> Iterator[Record | 
         _, labels, confs = clips.setdefault(name, (line, [], []))
         labels.append(Label.make("aqa", answer, question=" ".join(row["QuestionText"].split())))
         confs.append(confidence)
+    audio, rejects = file_names(root / "audio_files"), Rejects(INFO.name, root)
     for name, (first, labels, confs) in clips.items():
         wav = root / "audio_files" / name
-        if not wav.is_file():
-            yield Reject(INFO.name, split, rel(wav, root),
-                         f"listed in {csv_path.name} line {first} but the audio file is missing",
-                         line=first)
+        if name not in audio:
+            yield rejects.missing(split, wav, csv_path, first)
             continue
-        yield Record(INFO.name, split, sanitize_key(Path(name).stem), str(wav), rel(wav, root),
-                     "unknown", tuple(labels), meta=(("aqa_confidence", confs),))
+        yield Record(INFO.name, split, source_key(Path(name).stem), str(wav), rel(wav, root),
+                     "unknown", tuple(labels), meta=(("aqa_confidence", confs),),
+                     listing=src, line=first)
 
 
 def prepare(root: Path) -> Iterator[Record | Reject]:
@@ -117,17 +135,9 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
     for split in SPLITS:
         if (root / f"clotho_aqa_{split}.csv").is_file():
             yield from _parse_split(root, split, listed)
-    for wav in sorted((root / "audio_files").glob("*.wav")):
-        if wav.name not in listed:
-            yield Reject(INFO.name, "unknown", rel(wav, root),
-                         "audio file has no row in any clotho_aqa_<split>.csv")
-
-
-def download(target_dir: Path) -> Path:
-    """Fetch the three CSVs and ``audio_files.zip`` from Zenodo and extract the audio."""
-    from pipeline.download import Remote, download_corpus
-
-    return download_corpus([Remote(url) for url in REMOTES], Path(target_dir))
+    yield from Rejects(INFO.name, root).unlisted(
+        "unknown", sorted((root / "audio_files").glob("*.wav")), listed,
+        "audio file has no row in any clotho_aqa_<split>.csv")
 
 
 # ------------------------------------------------------------------ sample corpus
@@ -160,7 +170,7 @@ def make_sample(target: Path) -> Path:
     for split, clips in _SAMPLE.items():
         rows = [["file_name", "QuestionText", "answer", "confidence"]]
         for name, (kind, qas) in clips.items():
-            sf.write(raw / "audio_files" / name, _sound(kind, 3.0, rng).astype(np.float32),
+            sf.write(raw / "audio_files" / name, clotho_sound(kind, 3.0, rng).astype(np.float32),
                      44100, subtype="PCM_16")
             for question, answers, confs in qas:
                 rows += [[name, question, a, c] for a, c in zip(answers, confs, strict=True)]
@@ -170,4 +180,4 @@ def make_sample(target: Path) -> Path:
 
 
 RECIPE = Recipe(info=INFO, locate=locate, prepare=prepare, make_sample=make_sample,
-                download=download)
+                download=DOWNLOADS)

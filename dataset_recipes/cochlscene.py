@@ -10,7 +10,9 @@ Labels: Qwen-Audio's ASC scorer compares the generated scene name with the refer
 text, so the target is a human-readable class name: the official CamelCase folder name split
 into lower-case words (``CrowdedIndoor`` -> ``crowded indoor``, ``SubwayStation`` ->
 ``subway station``); see :data:`CLASSES` for the whole mapping.  A folder whose name is not
-one of the 13 classes is an unknown label: each of its files becomes a reject.
+one of the 13 classes is an unknown label: each of its files becomes a reject.  Keys: the
+file name without ``.wav``, with a hash suffix where sanitizing changed it
+(:func:`~dataset_recipes.common.source_key`).  No label file: nothing to decode.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from dataset_recipes.common import find_root, rel
+from dataset_recipes.common import find_root, rel, source_key
+from dataset_recipes.samples.synth import scene_sound
 from pipeline.recipe import CorpusInfo, Recipe
-from pipeline.record import Label, Record, Reject, sanitize_key
+from pipeline.record import Label, Record, Reject
 
 SPLITS = {"Train": "train", "Val": "valid", "Test": "test"}
 #: Official folder name -> target text.
@@ -76,7 +79,7 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
                              f"unknown class folder {folder.name!r}; the 13 classes are "
                              f"{', '.join(CLASSES)}")
                 continue
-            key = sanitize_key(wav.stem)
+            key = source_key(wav.stem)
             yield Record(INFO.name, split, key, str(wav), rel(wav, root), "unknown",
                          (Label.make("asc", label),))
     for stray in sorted((root / split).glob("*.wav")):
@@ -92,23 +95,6 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
 
 
 # ------------------------------------------------------------------ sample corpus
-def scene_sound(scene: str, seconds: float, rng: np.random.Generator,
-                sr: int = 44100) -> np.ndarray:
-    """A cheap stand-in ambience for ``scene`` (noise shaped by the scene name, never silent):
-    an engine drone for vehicles, babble-like bursts for crowded places, birds for parks."""
-    t = np.arange(int(seconds * sr)) / sr
-    noise = rng.standard_normal(len(t))
-    if any(w in scene for w in ("bus", "car", "subway", "train", "tram", "metro")):
-        x = 0.3 * np.sin(2 * np.pi * 60 * t) + 0.15 * np.sin(2 * np.pi * 120 * t)
-        return x + 0.05 * np.convolve(noise, np.ones(32) / 32, "same")
-    if any(w in scene for w in ("park", "forest", "beach", "residential")):
-        chirp = np.sin(2 * np.pi * (3000 + 800 * np.sin(2 * np.pi * 7 * t)) * t)
-        gate = (np.sin(2 * np.pi * 1.5 * t) > 0.6).astype(float)
-        return 0.2 * chirp * gate + 0.03 * noise
-    envelope = 0.5 + 0.5 * np.abs(np.sin(2 * np.pi * 3 * t + rng.uniform(0, 3)))
-    return 0.15 * np.convolve(noise, np.ones(8) / 8, "same") * envelope
-
-
 _SAMPLE = {"Train": ["Bus", "Cafe", "CrowdedIndoor", "Park", "SubwayStation", "Street"],
            "Val": ["Kitchen", "Restroom"], "Test": ["Elevator", "ResidentialArea"]}
 

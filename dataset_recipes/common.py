@@ -1,16 +1,23 @@
-"""Helpers shared by the recipes: finding a corpus root, reading label files with line
-numbers, and turning bad rows into rejects that name the file and line."""
+"""Helpers shared by the recipes: finding a corpus root, sample keys one-to-one with source
+items, listing audio folders once, reading label files (see :mod:`dataset_recipes.textfiles`)
+and the rejects every recipe writes (audio missing, audio unlisted, malformed line)."""
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Callable, Iterator
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+from dataset_recipes import textfiles
+from dataset_recipes.textfiles import UTF8, Encoding
 from pipeline.recipe import CorpusInfo, not_found
-from pipeline.record import Reject
+from pipeline.record import Reject, sanitize_key
 
 SAMPLES_DIR = Path(__file__).parent / "samples"
+#: Hex digits of the hash that :func:`source_key` appends to a sanitized name.
+KEY_HASH_DIGITS = 8
 
 
 def find_root(raw: Path, info: CorpusInfo, is_root: Callable[[Path], bool],
@@ -37,27 +44,104 @@ def rel(path: Path, root: Path) -> str:
         return str(path)
 
 
+def source_key(name: str, readable: str | None = None) -> str:
+    """The sample key of the source item called ``name`` (a file stem, a clip id), one to
+    one with ``name``.
+
+    The key is ``readable`` (default ``name``) made key-safe by
+    :func:`~pipeline.record.sanitize_key`.  When that is not ``name`` itself (sanitizing
+    changed a character, or ``readable`` is a shortened form), ``-`` and the first
+    :data:`KEY_HASH_DIGITS` hex digits of the SHA-256 of ``name`` follow, so two names
+    that sanitize alike (Clotho's ``Car Keys`` and ``Car_Keys``) keep two keys:
+    ``Car_Keys-<hash of 'Car Keys'>`` and ``Car_Keys``.  Keys depend on the name only,
+    so they are stable across rebuilds.  A name that is already a key stays as it is.
+    """
+    key = sanitize_key(name if readable is None else readable)
+    if key == name:
+        return key
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
+    return f"{key}-{digest[:KEY_HASH_DIGITS]}"
+
+
+def file_names(folder: Path) -> set[str]:
+    """Names of the files in ``folder`` (empty when it does not exist), listed once, so a
+    recipe checks a million listed clips without a million ``stat`` calls."""
+    try:
+        with os.scandir(folder) as entries:
+            return {e.name for e in entries if e.is_file()}
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+
+
 def read_csv_rows(path: Path, root: Path, recipe: str, split: str,
-                  required: tuple[str, ...], delimiter: str = ","
+                  required: tuple[str, ...], delimiter: str = ",", encoding: Encoding = UTF8
                   ) -> Iterator[tuple[int, dict[str, str]] | Reject]:
-    """Yield ``(line number, row)`` for each data row, or a :class:`Reject` for a row that
-    is malformed (wrong field count, a required field empty).  A file lacking a required
-    column raises ``ValueError`` naming the file and the columns it has."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        header = reader.fieldnames or []
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; found {header}. "
-                             "Is this the official file, unmodified?")
-        for row in reader:
-            line = reader.line_num
-            if None in row or any(v is None for v in row.values()):
-                yield Reject(recipe, split, rel(path, root),
-                             f"malformed row: expected {len(header)} fields", line=line)
+    """:func:`dataset_recipes.textfiles.read_csv_rows` with rejects naming ``path``
+    relative to the corpus ``root``."""
+    return textfiles.read_csv_rows(path, rel(path, root), recipe, split, required,
+                                   delimiter, encoding)
+
+
+@dataclass(frozen=True)
+class Rejects:
+    """The rejects every recipe writes, for one recipe and corpus root: each names the
+    file relative to the root and, where there is one, the line of the label file."""
+
+    recipe: str
+    root: Path
+
+    def at(self, split: str, path: Path, reason: str, line: int | None = None,
+           **kw: str | None) -> Reject:
+        """A reject of ``path`` (and ``line``) with ``reason``."""
+        return Reject(self.recipe, split, rel(path, self.root), reason, line=line, **kw)
+
+    def missing(self, split: str, audio: Path, listing: Path | str, line: int,
+                what: str = "audio file") -> Reject:
+        """A label-file row whose audio is not there."""
+        return self.at(split, audio, f"listed in {Path(listing).name} line {line} but the "
+                       f"{what} is missing", line)
+
+    def malformed(self, split: str, path: Path, line: int, want: str,
+                  what: str = "line") -> Reject:
+        """A line of ``path`` that does not have the expected form ``want``."""
+        return self.at(split, path, f"malformed {what} (want {want})", line)
+
+    def unlisted(self, split: str, files: Iterable[Path], listed: set[str], reason: str,
+                 name: Callable[[Path], str] = lambda p: p.name) -> Iterator[Reject]:
+        """One reject (``reason``) per file of ``files`` whose ``name`` is not ``listed``."""
+        for path in files:
+            if name(path) not in listed:
+                yield self.at(split, path, reason)
+
+
+#: Audio file extensions accepted for user-cut clips (AudioSet, MusicCaps), in lookup order.
+CLIP_EXTS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm")
+
+
+class Clips:
+    """The user-cut clips of a folder, listed once: ``<id>.<ext>`` or ``Y<id>.<ext>`` (as
+    some downloaders write) with ``<ext>`` among :data:`CLIP_EXTS`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.by_stem: dict[str, str] = {}
+        rank = {ext: i for i, ext in enumerate(CLIP_EXTS)}
+        for name in sorted(file_names(folder), key=lambda n: rank.get(Path(n).suffix, 99)):
+            stem, ext = os.path.splitext(name)
+            if ext in rank:
+                self.by_stem.setdefault(stem, name)
+
+    def find(self, clip_id: str) -> Path | None:
+        """The clip of ``clip_id`` (``<id>.<ext>`` before ``Y<id>.<ext>``), or ``None``."""
+        name = self.by_stem.get(clip_id) or self.by_stem.get(f"Y{clip_id}")
+        return self.folder / name if name else None
+
+    def unlisted(self, listed: set[str], rejects: Rejects, split: str, label_file: str
+                 ) -> Iterator[Reject]:
+        """Rejects for clips whose id is in no row of ``label_file``."""
+        for name in sorted(file_names(self.folder)):
+            stem, ext = os.path.splitext(name)
+            if ext.lower() not in CLIP_EXTS:
                 continue
-            empty = [c for c in required if not row[c].strip()]
-            if empty:
-                yield Reject(recipe, split, rel(path, root), f"empty field(s) {empty}", line=line)
-                continue
-            yield line, row
+            if stem not in listed and not (stem.startswith("Y") and stem[1:] in listed):
+                yield rejects.at(split, self.folder / name, f"clip has no row in {label_file}")

@@ -34,10 +34,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dataset_recipes.common import SAMPLES_DIR, find_root, rel
+from dataset_recipes.common import SAMPLES_DIR, Rejects, file_names, find_root, rel, source_key
+from dataset_recipes.textfiles import read_lines
 from pipeline import tags
+from pipeline.errors import InputError
 from pipeline.recipe import CorpusInfo, Recipe
-from pipeline.record import Label, Record, Reject, sanitize_key
+from pipeline.record import Label, Record, Reject
 
 SPLITS = {"train": "train", "dev": "valid", "test": "test"}
 _SPLIT_NAMES = {"train": "train", "train_covost": "train", "dev": "dev", "test": "test"}
@@ -96,16 +98,20 @@ def locate(raw: Path) -> Path:
 
 def _tsv(path: Path, root: Path, required: tuple[str, ...]
          ) -> Iterator[tuple[int, dict[str, str]] | Reject]:
-    """Rows of a Common Voice style TSV (tab separated, quotes are plain text)."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    header = lines[0].split("\t") if lines else []
+    """Rows of a Common Voice style TSV (tab separated, quotes are plain text, UTF-8: a
+    line that is not is a reject quoting the bytes, as sentences are targets)."""
+    lines = read_lines(path, rel(path, root), INFO.name, "unknown")
+    first = next(lines, None)
+    header = first[1].split("\t") if isinstance(first, tuple) else []
     missing = [c for c in required if c not in header]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; found {header}. "
+        raise InputError(f"{path}: missing column(s) {missing}; found {header}. "
                          "Is this the official file, unmodified?")
-    for n, line in enumerate(lines[1:], 2):
-        if not line.strip():
+    for item in lines:
+        if isinstance(item, Reject):
+            yield item
             continue
+        n, line = item
         cols = line.split("\t")
         if len(cols) != len(header):
             yield Reject(INFO.name, "unknown", rel(path, root),
@@ -129,7 +135,8 @@ def _pair(tsv: Path, root: Path, sentences: dict[str, str], clips: dict[str, _Cl
     src, tgt = _PAIR.match(tsv.name).groups()  # type: ignore[union-attr]
     lacking = [lang for lang in (src, tgt) if lang not in TOKENS]
     if lacking or (src != tsv.parent.name and tsv.parent != root):
-        rows = len(tsv.read_text(encoding="utf-8").splitlines()) - 1
+        with open(tsv, "rb") as f:
+            rows = sum(1 for _ in f) - 1
         why = (f"language {', '.join(lacking)} has no Qwen-Audio token" if lacking else
                f"source language {src} does not match its folder {tsv.parent.name}")
         yield Reject(INFO.name, "unknown", rel(tsv, root), f"{why}; {rows} row(s) skipped "
@@ -171,15 +178,16 @@ def _language(folder: Path, root: Path) -> Iterator[Record | Reject]:
     for tsv in sorted(folder.glob("covost_v2.*_*.tsv")):
         if _PAIR.match(tsv.name):
             yield from _pair(tsv, root, sentences, clips)
+    audio, rejects = file_names(folder / "clips"), Rejects(INFO.name, root)
     for name, clip in clips.items():
         mp3 = folder / "clips" / name
-        if not mp3.is_file():
-            yield Reject(INFO.name, clip.split, rel(mp3, root), f"listed in {clip.tsv.name} "
-                         f"line {clip.line} but the audio file is missing", line=clip.line)
+        if name not in audio:
+            yield rejects.missing(clip.split, mp3, clip.tsv, clip.line)
             continue
         lang = clip.labels[0].kwargs["lang"]
-        yield Record(INFO.name, clip.split, sanitize_key(Path(name).stem), str(mp3),
-                     rel(mp3, root), lang, tuple(clip.labels))
+        yield Record(INFO.name, clip.split, source_key(Path(name).stem), str(mp3),
+                     rel(mp3, root), lang, tuple(clip.labels), listing=rel(clip.tsv, root),
+                     line=clip.line)
 
 
 def prepare(root: Path) -> Iterator[Record | Reject]:

@@ -4,17 +4,20 @@
     python -m dataset_recipes.download recipe=librispeech splits=[dev-clean] raw=/data/ls
     python -m dataset_recipes.download recipe=[librispeech,clotho] force=true
 
-Each recipe's ``download(target_dir)`` fetches the publisher's files (resumable, checksums
-verified) and unpacks them safely (see :mod:`pipeline.download`); the result is the
-folder that ``make build-dataset RECIPE=<name> RAW=<dir>`` reads.  A recipe whose corpus
-cannot be downloaded automatically (registration, licence click-through, no public URL)
-has ``download=None``: the command prints how to get it by hand and exits with status 2,
-before downloading anything.  Configuration: ``conf/download.yaml``.
+Each recipe declares the publisher's files (:class:`pipeline.download.Downloads`: URLs,
+checksums, sizes, per split); :func:`pipeline.download.download_declared` fetches them
+(resumable, checksums verified) and unpacks them safely; the result is the folder that
+``make build-dataset RECIPE=<name> RAW=<dir>`` reads.  A recipe whose corpus cannot be
+downloaded automatically (registration, licence click-through, no public URL) has
+``download=None``: the command prints how to get it by hand and exits with status 2,
+before downloading anything, as it does for an unknown recipe or split.  A download that
+fails (:class:`~pipeline.errors.UserError`: HTTP error, checksum mismatch, unsafe archive)
+prints ``error: ...`` and exits with 1; any other exception keeps its traceback.
+Configuration: ``conf/download.yaml``.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import sys
 from collections.abc import Sequence
@@ -25,7 +28,8 @@ import hydra
 from omegaconf import DictConfig, ListConfig
 
 from dataset_recipes import get_recipe
-from pipeline.download import ArchiveError, DownloadError
+from pipeline.download import download_declared
+from pipeline.errors import UnknownName, UserError
 from pipeline.recipe import Recipe
 
 log = logging.getLogger("download")
@@ -39,49 +43,38 @@ def _as_list(value: Any) -> list[str]:
     return [v.strip() for v in str(value).split(",") if v.strip()]
 
 
-def plan(names: Sequence[str], splits: Sequence[str], force: bool) -> list[str]:
+def plan(names: Sequence[str], splits: Sequence[str]) -> list[str]:
     """Every configuration problem of a download, all at once (empty list: go ahead)."""
     problems = []
     for name in names:
-        recipe = get_recipe(name)
+        try:
+            recipe = get_recipe(name)
+        except UserError as err:
+            problems.append(str(err))
+            continue
         if recipe.download is None:
             problems.append(f"{name}: no automatic download for {recipe.info.title}.\n"
                             f"  How to get it: {recipe.info.download_hint}")
             continue
-        params = inspect.signature(recipe.download).parameters
-        if splits and "splits" not in params:
-            problems.append(f"{name}: this recipe downloads all its files; drop splits=")
-        unknown = [s for s in splits if s not in recipe.info.splits]
-        if splits and "splits" in params and unknown:
-            problems.append(f"{name}: unknown split(s) {unknown}; choose from "
-                            f"{', '.join(recipe.info.splits)}")
-        if force and "force" not in params:
-            problems.append(f"{name}: this recipe's download takes no force=")
+        try:
+            recipe.download.remotes(splits)
+        except UserError as err:
+            problems.append(f"{name}: {err}")
     return problems
 
 
 def download_one(recipe: Recipe, raw: Path, splits: Sequence[str], force: bool) -> Path:
-    """Run ``recipe.download`` into ``raw`` with the options it accepts; return the folder."""
+    """Fetch what ``recipe`` declares for ``splits`` into ``raw``; return the folder."""
     if recipe.download is None:
-        raise ValueError(f"{recipe.info.name}: no automatic download; "
-                         f"{recipe.info.download_hint}")
-    params = inspect.signature(recipe.download).parameters
-    kwargs: dict[str, Any] = {}
-    if splits:
-        kwargs["splits"] = list(splits)
-    if "force" in params:
-        kwargs["force"] = force
-    return recipe.download(raw, **kwargs)
+        raise UnknownName(f"{recipe.info.name}: no automatic download; "
+                          f"{recipe.info.download_hint}")
+    return download_declared(recipe.download, raw, splits=splits, force=force)
 
 
 def run(cfg: DictConfig) -> int:
     """Download what ``cfg`` asks for; return the exit status (0 done, 1 failed, 2 refused)."""
-    try:
-        names = _as_list(cfg.recipe)
-        splits = _as_list(cfg.splits)
-        problems = plan(names, splits, bool(cfg.force))
-    except KeyError as err:
-        problems = [str(err.args[0] if err.args else err)]
+    names = _as_list(cfg.recipe)
+    problems = plan(names, _as_list(cfg.splits))
     if problems:
         print("\n".join(f"error: {p}" for p in problems), file=sys.stderr)
         return 2
@@ -89,8 +82,8 @@ def run(cfg: DictConfig) -> int:
     for name in names:
         raw = Path(cfg.raw) / name if (cfg.raw and several) else Path(cfg.raw or f"data/raw/{name}")
         try:
-            path = download_one(get_recipe(name), raw, splits, bool(cfg.force))
-        except (DownloadError, ArchiveError, ValueError) as err:
+            path = download_one(get_recipe(name), raw, _as_list(cfg.splits), bool(cfg.force))
+        except UserError as err:  # any other exception is a bug: its traceback shows
             print(f"error: {name}: {err}", file=sys.stderr)
             return 1
         print(f"{name}: ready in {path}\n  next: make build-dataset RECIPE={name} RAW={path}")

@@ -20,6 +20,9 @@ learning and torchaudio's ``GTZAN(subset=...)``): 443 train, 197 valid, 290 test
 clips it leaves out (repetitions, mislabelings, distortions) are rejects saying so.
 Unreadable files are rejects at parse time; ``jazz.00054.wav`` of the re-upload is
 known to be corrupt and ends as such a reject while the build goes on.
+
+Keys: ``<genre>_<NNNNN>`` (``blues.00000`` -> ``blues_00000``).  Only names of that exact
+form are used (others are rejects), so the key is one to one with the clip.
 """
 
 from __future__ import annotations
@@ -32,8 +35,11 @@ import numpy as np
 import soundfile as sf
 
 from dataset_recipes.common import find_root, rel
+from dataset_recipes.samples.synth import genre_clip
+from pipeline.download import Downloads, Remote
+from pipeline.errors import InputError
 from pipeline.recipe import CorpusInfo, Recipe
-from pipeline.record import Label, Record, Reject, sanitize_key
+from pipeline.record import Label, Record, Reject
 
 GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop",
           "reggae", "rock")
@@ -43,6 +49,7 @@ LAYOUTS = (("genres", ".au"), ("genres_original", ".wav"))
 URL = "http://opihi.cs.uvic.ca/sound/genres.tar.gz"
 SHA256 = "24347e0223d2ba798e0a558c4c172d9d4a19c00bb7963fe055d183dadb4ef2c6"  # as torchaudio
 KNOWN_CORRUPT = {"jazz.00054.wav"}
+DOWNLOADS = Downloads(files=(Remote(URL, sha256=SHA256, name="genres.tar.gz"),))
 
 #: Fault-filtered split: clip numbers per genre (ranges inclusive).
 FILTERED: dict[str, dict[str, str]] = {
@@ -151,15 +158,15 @@ def _check(path: Path, root: Path, genre: str) -> tuple[str, str] | Reject:
         hint = " (a known corrupt file of the re-upload)" if path.name in KNOWN_CORRUPT else ""
         detail = getattr(err, "error_string", err)
         return Reject(INFO.name, split, rel(path, root), f"unreadable audio{hint}: {detail}")
-    return split, sanitize_key(path.stem)
+    return split, f"{m.group(1)}_{m.group(2)}"
 
 
 def prepare(root: Path) -> Iterator[Record | Reject]:
     """Records of every clip of the first layout found (``genres/`` before the re-upload)."""
     found = _audio_dir(root)
     if found is None:
-        raise FileNotFoundError(f"{root}: neither genres/ nor genres_original/ holds genre "
-                                "folders; pass the folder that contains one of them")
+        raise InputError(f"{root}: neither genres/ nor genres_original/ holds genre "
+                         "folders; pass the folder that contains one of them")
     audio_dir, ext = found
     for folder in sorted(p for p in audio_dir.iterdir() if p.is_dir()):
         for path in sorted(folder.glob(f"*{ext}")):
@@ -172,56 +179,13 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
                          (Label.make("mgr", LABELS[folder.name]),))
 
 
-def download(target_dir: Path) -> Path:
-    """Fetch and extract the original ``genres.tar.gz`` into ``target_dir``; return the root."""
-    from pipeline.download import Remote, download_corpus
-
-    download_corpus([Remote(URL, sha256=SHA256, name="genres.tar.gz")], Path(target_dir))
-    return locate(Path(target_dir))
-
-
 # ------------------------------------------------------------------ sample corpus
-#: genre -> (beats per minute, chord root Hz, timbre, drums)
-_STYLE = {
-    "blues": (90, 110.0, "saw", "shuffle"), "classical": (60, 261.6, "sine", "none"),
-    "country": (110, 196.0, "pluck", "backbeat"), "disco": (120, 220.0, "saw", "four"),
-    "hiphop": (92, 55.0, "sine", "boombap"), "jazz": (140, 146.8, "sine", "ride"),
-    "metal": (160, 82.4, "dist", "double"), "pop": (118, 261.6, "pluck", "four"),
-    "reggae": (75, 196.0, "pluck", "onedrop"), "rock": (130, 110.0, "dist", "backbeat"),
-}
 SAMPLE_CLIPS = {
     "train": ["blues.00029", "classical.00030", "country.00019", "disco.00005", "hiphop.00002",
               "jazz.00000", "metal.00002", "pop.00002", "reggae.00000", "rock.00000"],
     "valid": ["blues.00000", "jazz.00002"],
     "test": ["metal.00012", "pop.00000"],
 }
-
-
-def _clip(genre: str, rng: np.random.Generator, seconds: float = 30.05,
-          sr: int = 22050) -> np.ndarray:
-    """A stylized loop: chords in the genre's timbre over a drum pattern at its tempo."""
-    bpm, root_hz, timbre, drums = _STYLE[genre]
-    t = np.arange(int(seconds * sr)) / sr
-    beat = 60.0 / bpm
-    chord_of = np.array([1.0, 4 / 3, 3 / 2, 4 / 3])[(t // (4 * beat)).astype(int) % 4]
-    x = np.zeros(len(t))
-    for ratio in (1.0, 5 / 4, 3 / 2):
-        phase = 2 * np.pi * root_hz * ratio * chord_of * t
-        x += {"sine": np.sin(phase), "saw": 2 * ((phase / (2 * np.pi)) % 1) - 1,
-              "pluck": np.sin(phase) * np.exp(-(t % beat) * 6),
-              "dist": np.tanh(4 * np.sin(phase))}[timbre]
-    x *= 0.15
-    hits = {"none": [], "four": [0, 1, 2, 3], "backbeat": [0, 2], "shuffle": [0, 1.67, 2, 3.67],
-            "boombap": [0, 1.5, 2.5], "ride": [0, 1, 1.67, 2, 3, 3.67], "double": [0, 0.5, 1,
-            1.5, 2, 2.5, 3, 3.5], "onedrop": [2]}[drums]
-    n = int(0.08 * sr)
-    kick = np.sin(2 * np.pi * 60 * t[:n]) * np.exp(-t[:n] * 40)
-    for bar in np.arange(0, seconds, 4 * beat):
-        for h in hits:
-            i = int((bar + h * beat) * sr)
-            if i + n <= len(x):
-                x[i:i + n] += 0.6 * kick + 0.05 * rng.standard_normal(n) * np.exp(-t[:n] * 60)
-    return np.clip(x, -1, 1).astype(np.float32)
 
 
 def make_sample(target: Path) -> Path:
@@ -232,10 +196,10 @@ def make_sample(target: Path) -> Path:
         for stem in names:
             genre = stem.split(".")[0]
             (root / "genres" / genre).mkdir(parents=True, exist_ok=True)
-            sf.write(root / "genres" / genre / f"{stem}.au", _clip(genre, rng), 22050,
+            sf.write(root / "genres" / genre / f"{stem}.au", genre_clip(genre, rng), 22050,
                      format="AU", subtype="PCM_16")
     return root
 
 
 RECIPE = Recipe(info=INFO, locate=locate, prepare=prepare, make_sample=make_sample,
-                download=download)
+                download=DOWNLOADS)

@@ -38,9 +38,10 @@ from typing import Any
 from tqdm import tqdm
 
 from dataset_recipes import clotho, covost2, esc50, get_recipe, gtzan, librispeech, nsynth
+from dataset_recipes.common import source_key
 from pipeline.hf import HFSourceError, HFSplit, open_hf, write_audio
 from pipeline.recipe import Recipe
-from pipeline.record import Label, Record, Reject, sanitize_key
+from pipeline.record import Label, Record, Reject
 
 #: Folder of ``<out>`` where the audio of HF rows is written.
 HF_AUDIO_DIR = ".hf_audio"
@@ -75,7 +76,8 @@ class HFLayout:
 
 def _rec(name: str, row: Row, key: str, language: str, labels: tuple[Label, ...],
          **kw: Any) -> Record:
-    return Record(name, row.split, sanitize_key(key), "", row.source, language, labels, **kw)
+    """A record keyed as the raw recipe keys the same item (:func:`source_key`)."""
+    return Record(name, row.split, source_key(key), "", row.source, language, labels, **kw)
 
 
 # ------------------------------------------------------------------ per corpus
@@ -142,7 +144,8 @@ def _gtzan(row: Row) -> Record | Reject:
     if split is None:
         return Reject("gtzan", "excluded", row.source, "left out by the fault-filtered split "
                       "(Kereliuk et al. 2015: repetition, mislabeling or distortion)")
-    rec = _rec("gtzan", row, stem, "unknown", (Label.make("mgr", gtzan.LABELS[genre]),))
+    rec = _rec("gtzan", row, f"{m.group(1)}_{m.group(2)}", "unknown",  # the raw recipe's key
+               (Label.make("mgr", gtzan.LABELS[genre]),))
     return dataclasses.replace(rec, split=split)
 
 
@@ -240,7 +243,7 @@ def hf_recipe(name: str, spec: str) -> Recipe:
     """
     base = get_recipe(name)
     if name not in LAYOUTS:
-        raise ValueError(f"recipe {name} has no Hugging Face layout; source=hf works for "
+        raise HFSourceError(f"recipe {name} has no Hugging Face layout; source=hf works for "
                          f"{', '.join(sorted(LAYOUTS))}")
     return Recipe(info=base.info, locate=lambda p: Path(p),
                   prepare=lambda audio_dir: _prepare(name, spec, Path(audio_dir)),

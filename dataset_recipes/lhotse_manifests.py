@@ -41,10 +41,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dataset_recipes.common import SAMPLES_DIR, find_root, rel
+from dataset_recipes.common import SAMPLES_DIR, find_root, rel, source_key
+from dataset_recipes.textfiles import UTF8
 from pipeline import tags
 from pipeline.recipe import CorpusInfo, Recipe, SplitRole
-from pipeline.record import Label, Record, Reject, sanitize_key
+from pipeline.record import Label, Record, Reject
 
 _REC = re.compile(r"^(?:(.*)_)?recordings(?:_(.+))?\.jsonl(?:\.gz)?$")
 PAUSE_SYMBOLS = frozenset({"", "<eps>", "sil", "<sil>", "sp", "spn", "<unk>"})
@@ -148,7 +149,7 @@ def _record(sup: Any, rec: Any, split: str, sup_path: Path, root: Path, line: in
     src = rel(sup_path, root)
 
     def reject(reason: str, task: str | None = None) -> Reject:
-        return Reject(INFO.name, split, src, reason, line=line, key=sanitize_key(sup.id),
+        return Reject(INFO.name, split, src, reason, line=line, key=source_key(sup.id),
                       task=task)
 
     if sup.start > WHOLE_TOLERANCE or abs(sup.duration - rec.duration) > WHOLE_TOLERANCE:
@@ -177,8 +178,8 @@ def _record(sup: Any, rec: Any, split: str, sup_path: Path, root: Path, line: in
         if srwt:
             labels.append(Label.make("srwt", srwt, lang=lang))
         has_words = bool((sup.alignment or {}).get("word"))
-        yield Record(INFO.name, split, sanitize_key(sup.id), str(audio), rel(audio, root),
-                     lang, tuple(labels), align=not has_words)
+        yield Record(INFO.name, split, source_key(sup.id), str(audio), rel(audio, root),
+                     lang, tuple(labels), align=not has_words, listing=src, line=line)
 
 
 def _load(path: Path, split: str, root: Path) -> tuple[list[tuple[int, Any]], list[Reject]]:
@@ -195,13 +196,17 @@ def _load(path: Path, split: str, root: Path) -> tuple[list[tuple[int, Any]], li
         pass
     opener = gzip.open if path.suffix == ".gz" else open
     rejects, good = [], []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    with opener(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            line, bad = UTF8.decode(raw)
             try:
+                if bad:
+                    raise ValueError(bad)
                 good.append((n, json.loads(line)))
-            except json.JSONDecodeError as err:
-                rejects.append(Reject(INFO.name, split, rel(path, root),
-                                      f"malformed JSON line: {err.msg}", line=n))
+            except ValueError as err:  # JSONDecodeError is one
+                why = f"malformed JSON line: {err.msg}" if isinstance(
+                    err, json.JSONDecodeError) else str(err)
+                rejects.append(Reject(INFO.name, split, rel(path, root), why, line=n))
     from lhotse.serialization import deserialize_item
 
     return [(n, deserialize_item(d)) for n, d in good], rejects

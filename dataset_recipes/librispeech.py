@@ -17,13 +17,14 @@ as ``don't``, which stay).  SRWT words come from this text.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import soundfile as sf
 
-from dataset_recipes.common import SAMPLES_DIR, find_root, rel
-from pipeline.download import Remote, download_corpus
+from dataset_recipes.common import SAMPLES_DIR, Rejects, file_names, find_root, rel
+from dataset_recipes.textfiles import read_lines
+from pipeline.download import Downloads, Remote
 from pipeline.recipe import CorpusInfo, Recipe
 from pipeline.record import Label, Record, Reject
 
@@ -88,28 +89,32 @@ def asr_text(transcript: str) -> str:
 
 
 def _parse_transcript(trans: Path, root: Path, split: str) -> Iterator[Record | Reject]:
-    listed = set()
-    for n, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
+    """Records of one chapter's transcript (UTF-8; a line that is not is a reject quoting
+    the bytes: transcripts are targets)."""
+    listed, src = set(), rel(trans, root)
+    audio, rejects = file_names(trans.parent), Rejects(INFO.name, root)
+    for item in read_lines(trans, src, INFO.name, split):
+        if isinstance(item, Reject):
+            yield item
             continue
+        n, line = item
         m = _LINE.match(line.strip())
         if not m:
-            yield Reject(INFO.name, split, rel(trans, root),
-                         "malformed transcript line (want '<spk>-<chap>-<utt> TEXT')", line=n)
+            yield rejects.malformed(split, trans, n, "'<spk>-<chap>-<utt> TEXT'",
+                                    "transcript line")
             continue
         utt, text = m.groups()
-        listed.add(utt)
+        listed.add(f"{utt}.flac")
         flac = trans.parent / f"{utt}.flac"
-        if not flac.is_file():
-            yield Reject(INFO.name, split, rel(flac, root),
-                         f"listed in {trans.name} line {n} but the audio file is missing", line=n)
+        if flac.name not in audio:
+            yield rejects.missing(split, flac, trans, n)
             continue
         yield Record(INFO.name, split, utt, str(flac), rel(flac, root), "en",
-                     (Label.make("asr", asr_text(text), lang="en"),), align=True)
-    for flac in sorted(trans.parent.glob("*.flac")):
-        if flac.stem not in listed:
-            yield Reject(INFO.name, split, rel(flac, root),
-                         f"audio file has no line in {trans.name}")
+                     (Label.make("asr", asr_text(text), lang="en"),), align=True,
+                     listing=src, line=n)
+    yield from rejects.unlisted(split, (trans.parent / a for a in sorted(audio)
+                                        if a.endswith(".flac")), listed,
+                                f"audio file has no line in {trans.name}")
 
 
 def prepare(root: Path) -> Iterator[Record | Reject]:
@@ -153,18 +158,11 @@ def make_sample(target: Path) -> Path:
     return Path(target)
 
 
-def download(target_dir: Path, *, splits: Iterable[str] | None = None,
-             force: bool = False) -> Path:
-    """Download and extract the LibriSpeech archives of ``splits`` (default: all seven,
-    about 60 GB) from openslr into ``target_dir``; return it (``locate`` accepts it)."""
-    chosen = list(splits) if splits else list(SPLITS)
-    unknown = [s for s in chosen if s not in SPLITS]
-    if unknown:
-        raise ValueError(f"unknown LibriSpeech split(s) {unknown}; choose from {', '.join(SPLITS)}")
-    remotes = [Remote(URL.format(split=s), md5=CHECKSUMS[s][0], sha256=CHECKSUMS[s][1])
-               for s in chosen]
-    return download_corpus(remotes, Path(target_dir), force=force)
+#: One archive per split, verified with both checksums.
+DOWNLOADS = Downloads(per_split={
+    s: (Remote(URL.format(split=s), md5=CHECKSUMS[s][0], sha256=CHECKSUMS[s][1]),)
+    for s in SPLITS})
 
 
 RECIPE = Recipe(info=INFO, locate=locate, prepare=prepare, make_sample=make_sample,
-                download=download)
+                download=DOWNLOADS)

@@ -15,7 +15,9 @@ split       split name, ``train`` by default; role from the name (dev/val -> val
             test/eval -> test, else train)
 question    the question of an ``aqa`` row
 src_lang    ``s2tt`` source language (default: ``language``); tgt_lang: its target
-key         sample key (default: the audio path without extension, made safe)
+key         sample key (default: the audio path without extension, made key-safe, and
+            ``-`` plus a hash of the whole path, so ``a/b.wav`` and ``a_b.flac`` keep two
+            keys; a given key that is not key-safe gets the same treatment)
 =========== ========================================================================
 
 Example ``manifest.jsonl`` lines::
@@ -37,22 +39,24 @@ an SRWT target: the continuation of the prompt's ``<|0.00|>``, words (in the ASR
 each followed by its end time token, e.g. ``hello<|0.48|>world<|0.95|>``.  An ``asr``
 sample without an ``srwt`` row asks
 the alignment stage for SRWT (``align=True``).  Every bad row is a reject naming the file
-and line; a file without the required columns raises ``ValueError`` naming it.
+and line; a file without the required columns raises ``InputError`` naming it.  The file
+is UTF-8: a line that is not is a reject quoting the bytes.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dataset_recipes.common import SAMPLES_DIR
+from dataset_recipes.common import SAMPLES_DIR, source_key
 from dataset_recipes.lhotse_manifests import RoleByName
+from dataset_recipes.textfiles import csv_records, decoded_lines
 from pipeline import tags
+from pipeline.errors import InputError
 from pipeline.recipe import CorpusInfo, Recipe, not_found
-from pipeline.record import Label, Record, Reject, sanitize_key
+from pipeline.record import Label, Record, Reject
 
 NAMES = ("manifest.jsonl", "manifest.csv")
 REQUIRED = ("audio", "task")
@@ -96,28 +100,32 @@ def locate(raw: Path) -> Path:
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """``(line, row)``, or ``(line, reason)`` for a malformed line."""
     if path.suffix == ".csv":
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-            if missing or not {"text", "label"} & set(reader.fieldnames or []):
-                raise ValueError(f"{path}: missing column(s) {missing or ['text']}; found "
-                                 f"{reader.fieldnames}. Columns: audio, task, text, ...")
-            for row in reader:
-                if None in row or None in row.values():
-                    yield reader.line_num, "malformed CSV row: wrong number of fields"
-                else:
-                    yield reader.line_num, {k: v for k, v in row.items() if v != ""}
+        records = csv_records(path)
+        header = next((fields for _, fields, _ in records), [])
+        missing = [c for c in REQUIRED if c not in header]
+        if missing or not {"text", "label"} & set(header):
+            raise InputError(f"{path}: missing column(s) {missing or ['text']}; found "
+                             f"{header}. Columns: audio, task, text, ...")
+        for n, fields, bad in records:
+            if bad is not None:
+                yield n, bad
+            elif len(fields) != len(header):
+                yield n, "malformed CSV row: wrong number of fields"
+            else:
+                yield n, {k: v for k, v in zip(header, fields, strict=True) if v != ""}
         return
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                yield n, f"malformed JSON line: {err.msg}"
-                continue
-            yield n, row if isinstance(row, dict) else "JSON line is not an object"
+    for n, line, bad in decoded_lines(path):
+        if bad is not None:
+            yield n, bad
+            continue
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            yield n, f"malformed JSON line: {err.msg}"
+            continue
+        yield n, row if isinstance(row, dict) else "JSON line is not an object"
 
 
 def _label(row: dict[str, Any]) -> Label | str:
@@ -164,8 +172,9 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
                          "the audio file is missing", line=line)
             continue
         lang = str(row.get("language") or "unknown")
-        key = sanitize_key(str(row.get("key") or audio.with_suffix("")))
-        sample = samples.setdefault((split, str(audio)), {"key": key, "lang": lang,
+        key = source_key(str(row["key"])) if row.get("key") else source_key(
+            str(audio), readable=str(audio.with_suffix("")))
+        sample = samples.setdefault((split, str(audio)), {"key": key, "lang": lang, "line": line,
                                                           "path": path, "labels": []})
         if sample["lang"] != lang:
             yield Reject(INFO.name, split, name, f"language {lang!r} differs from "
@@ -175,7 +184,8 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
     for (split, audio), s in samples.items():
         tasks_of = {lb.task for lb in s["labels"]}
         yield Record(INFO.name, split, s["key"], str(s["path"]), audio, s["lang"],
-                     tuple(s["labels"]), align="asr" in tasks_of and "srwt" not in tasks_of)
+                     tuple(s["labels"]), align="asr" in tasks_of and "srwt" not in tasks_of,
+                     listing=name, line=s["line"])
 
 
 def make_sample(target: Path) -> Path:

@@ -17,7 +17,12 @@ The audio track of each mp4 is decoded (PyAV) and normalized like any clip.  Tar
 ``Emotion`` column as given (neutral, joy, sadness, anger, surprise, fear, disgust), the
 seven lower-case words Qwen-Audio's SER scorer compares; any other value is rejected.
 ``Sentiment`` and the transcript are not used (the release's SER prompt has no task for
-them).
+them).  Keys: ``dia<D>_utt<U>`` from the two whole numbers, one to one with the clip.
+
+The CSVs are UTF-8, but their ``Utterance`` column holds stray Windows-1252 bytes in some
+copies; a line that is not UTF-8 is read as latin-1, which is safe because the fields used
+(emotion, dialogue and utterance ids) are ASCII and checked, and the utterance text is not
+used.  Utterances with quoted line breaks are reported at the line the row starts on.
 """
 
 from __future__ import annotations
@@ -27,9 +32,17 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
-from dataset_recipes.common import SAMPLES_DIR, find_root, read_csv_rows, rel
+from dataset_recipes.common import (
+    SAMPLES_DIR,
+    Rejects,
+    file_names,
+    find_root,
+    read_csv_rows,
+    rel,
+)
+from dataset_recipes.samples.synth import write_mp4
+from dataset_recipes.textfiles import UTF8_OR_LATIN1
+from pipeline.download import Downloads, Remote
 from pipeline.recipe import CorpusInfo, Recipe
 from pipeline.record import Label, Record, Reject
 
@@ -38,7 +51,6 @@ MEDIA = {"train": "train_splits", "dev": "dev_splits_complete",
          "test": "output_repeated_splits_test"}
 EMOTIONS = ("neutral", "joy", "sadness", "anger", "surprise", "fear", "disgust")
 URL = "http://web.eecs.umich.edu/~mihalcea/downloads/MELD.Raw.tar.gz"
-#: No checksum is published for the archive; None (the size is still checked).
 _CLIP = re.compile(r"^dia(\d+)_utt(\d+)\.mp4$")
 _REQUIRED = ("Emotion", "Dialogue_ID", "Utterance_ID")
 
@@ -78,7 +90,9 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
     csv_path = root / f"{split}_sent_emo.csv"
     src, media = rel(csv_path, root), root / MEDIA[split]
     listed: set[str] = set()
-    for item in read_csv_rows(csv_path, root, INFO.name, split, _REQUIRED):
+    audio, rejects = file_names(media), Rejects(INFO.name, root)
+    for item in read_csv_rows(csv_path, root, INFO.name, split, _REQUIRED,
+                              encoding=UTF8_OR_LATIN1):
         if isinstance(item, Reject):
             yield item
             continue
@@ -96,16 +110,14 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
                          f"known: {', '.join(EMOTIONS)}", line=line)
             continue
         mp4 = media / f"{name}.mp4"
-        if not mp4.is_file():
-            yield Reject(INFO.name, split, rel(mp4, root), f"listed in {csv_path.name} line "
-                         f"{line} but the media file is missing", line=line)
+        if mp4.name not in audio:
+            yield rejects.missing(split, mp4, csv_path, line, "media file")
             continue
         yield Record(INFO.name, split, name, str(mp4), rel(mp4, root), "en",
-                     (Label.make("ser", emotion),))
-    for mp4 in sorted(media.glob("*.mp4")):
-        if _CLIP.match(mp4.name) and mp4.stem not in listed:
-            yield Reject(INFO.name, split, rel(mp4, root), f"media file has no row in "
-                         f"{csv_path.name}")
+                     (Label.make("ser", emotion),), listing=src, line=line)
+    yield from rejects.unlisted(split, (media / n for n in sorted(audio) if _CLIP.match(n)),
+                                listed, f"media file has no row in {csv_path.name}",
+                                name=lambda mp4: mp4.stem)
 
 
 def prepare(root: Path) -> Iterator[Record | Reject]:
@@ -115,45 +127,22 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
             yield from _parse_split(root, split)
 
 
-def download(target_dir: Path) -> Path:
-    """Fetch ``MELD.Raw.tar.gz``, extract it, then extract the three split archives inside
-    (members outside ``MELD.Raw`` refused)."""
-    from pipeline.download import Remote, download_corpus
-
-    raw = download_corpus([Remote(URL)], Path(target_dir))
+def _unpack_splits(raw: Path) -> None:
+    """Extract ``train.tar.gz``, ``dev.tar.gz`` and ``test.tar.gz`` inside ``MELD.Raw``
+    (members outside it refused), unless their folder exists already."""
     root = locate(raw)
     for split, folder in MEDIA.items():
         archive = root / f"{split}.tar.gz"
         if archive.is_file() and not (root / folder).is_dir():
             with tarfile.open(archive) as tar:
                 tar.extractall(root, filter="data")
-    return raw
+
+
+#: No checksum is published for the archive (the size is still checked when known).
+DOWNLOADS = Downloads(files=(Remote(URL),), unpack=_unpack_splits)
 
 
 # ------------------------------------------------------------------ sample corpus
-def write_mp4(path: Path, samples: np.ndarray, sr: int, color: int = 90) -> None:
-    """Write ``samples`` (mono float32) as an mp4 with an AAC audio track and a tiny
-    32x32 MPEG-4 video track, like a MELD clip."""
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format="mp4") as out:
-        video = out.add_stream("mpeg4", rate=10)
-        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
-        audio = out.add_stream("aac", rate=sr, layout="mono")
-        for i in range(max(1, int(len(samples) / sr * 10))):
-            img = np.full((32, 32, 3), (color + 8 * i) % 256, np.uint8)
-            out.mux(video.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
-        out.mux(video.encode(None))
-        step = 1024
-        for start in range(0, len(samples), step):
-            chunk = samples[None, start:start + step].astype(np.float32)
-            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = sr, start
-            out.mux(audio.encode(frame))
-        out.mux(audio.encode(None))
-
-
 def make_sample(target: Path) -> Path:
     """Write a small MELD corpus: mp4 clips whose audio is synthetic English speech
     (espeak-ng, flat voice), all labelled ``neutral`` so that the label is true."""
@@ -181,4 +170,4 @@ def make_sample(target: Path) -> Path:
 
 
 RECIPE = Recipe(info=INFO, locate=locate, prepare=prepare, make_sample=make_sample,
-                download=download)
+                download=DOWNLOADS)

@@ -18,6 +18,12 @@ the quality names of the released vocabulary), the qualities are ``qualities_str
 official order.  A note with no quality (about a third of NSynth) gets ``<|sonic|>none``:
 the field stays present so every target has the same five fields, and ``none`` is not a
 quality name, so it cannot be mistaken for one (documented choice).
+
+``examples.json`` is read in one pass (:func:`~dataset_recipes.textfiles.json_members`),
+each entry with the line it starts on, so the 289,205 entries of nsynth-train parse in
+seconds.  A note listed twice is kept once; the second is a duplicate-key reject naming
+its line.  The file is UTF-8 (JSON); an entry holding bytes that are not is a reject
+quoting them, the others are read.
 """
 
 from __future__ import annotations
@@ -27,12 +33,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import soundfile as sf
 
-from dataset_recipes.common import find_root, rel
+from dataset_recipes.common import Rejects, file_names, find_root, rel, source_key
+from dataset_recipes.samples.synth import note
+from dataset_recipes.textfiles import json_members, read_json_text, undecodable
+from pipeline.download import Downloads, Remote
+from pipeline.errors import InputError
 from pipeline.recipe import CorpusInfo, Recipe
-from pipeline.record import Label, Record, Reject, sanitize_key
+from pipeline.record import Label, Record, Reject
 
 SPLITS = {"nsynth-train": "train", "nsynth-valid": "valid", "nsynth-test": "test"}
 FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed",
@@ -51,6 +60,7 @@ MD5 = {
     "nsynth-valid": "87e94a00a19b6dbc99cf6d4c0c0cae87",
     "nsynth-test": "5e6f8719bf7e16ad0a00d518b78af77d",
 }
+DOWNLOADS = Downloads(per_split={s: (Remote(URL.format(split=s), md5=MD5[s]),) for s in SPLITS})
 
 INFO = CorpusInfo(
     name="nsynth",
@@ -107,48 +117,49 @@ def target(entry: dict[str, Any]) -> str:
             f"<|instrument|>{family}<|sonic|>{sonic}")
 
 
-def _line_of(text: str, key: str) -> int:
-    """Line of ``"key":`` in the JSON text (1 when the file is one long line)."""
-    pos = text.find(json.dumps(key) + ":")
-    return text.count("\n", 0, pos) + 1 if pos >= 0 else 1
+def _check(key: str, entry: Any, text: str) -> str:
+    """The note-analysis target of an entry (``text``: its JSON text); ``ValueError`` says
+    why there is none."""
+    bad = undecodable(text)
+    if bad:
+        raise ValueError(bad)
+    if not isinstance(entry, dict):
+        raise ValueError("entry is not a JSON object")
+    if entry.get("note_str", key) != key:
+        raise ValueError(f"note_str {entry['note_str']!r} differs from its key")
+    return target(entry)
 
 
 def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
     path = root / split / "examples.json"
-    src = rel(path, root)
-    text = path.read_text(encoding="utf-8")
+    src, audio_dir = rel(path, root), root / split / "audio"
+    text = read_json_text(path)
+    if text.lstrip()[:1] not in ("{", ""):
+        raise InputError(f"{path}: expected a JSON object keyed by note_str; is this NSynth's "
+                         "examples.json?")
     try:
-        table = json.loads(text)
+        entries = list(json_members(text))
     except json.JSONDecodeError as err:
         yield Reject(INFO.name, split, src, f"malformed JSON ({err.msg}, column {err.colno}); "
                      "no note of this split can be read: re-extract the archive", line=err.lineno)
         return
-    if not isinstance(table, dict):
-        raise ValueError(f"{path}: expected a JSON object keyed by note_str; is this NSynth's "
-                         "examples.json?")
-    for key, entry in table.items():
-        line = _line_of(text, key)
+    audio, rejects, listed = file_names(audio_dir), Rejects(INFO.name, root), set()
+    for line, key, entry, start, end in entries:
+        listed.add(f"{key}.wav")
         try:
-            if not isinstance(entry, dict):
-                raise ValueError("entry is not a JSON object")
-            if entry.get("note_str", key) != key:
-                raise ValueError(f"note_str {entry['note_str']!r} differs from its key")
-            label = target(entry)
+            label = _check(key, entry, text[start:end])
         except ValueError as err:
             yield Reject(INFO.name, split, src, f"{key}: {err}", line=line)
             continue
-        wav = root / split / "audio" / f"{key}.wav"
-        if not wav.is_file():
-            yield Reject(INFO.name, split, rel(wav, root),
-                         f"listed in examples.json line {line} but the audio file is missing",
-                         line=line)
+        wav = audio_dir / f"{key}.wav"
+        if wav.name not in audio:
+            yield rejects.missing(split, wav, path, line)
             continue
-        yield Record(INFO.name, split, sanitize_key(key), str(wav), rel(wav, root), "unknown",
-                     (Label.make("mna", label),))
-    for wav in sorted((root / split / "audio").glob("*.wav")):
-        if wav.stem not in table:
-            yield Reject(INFO.name, split, rel(wav, root), "audio file has no entry in "
-                         "examples.json")
+        yield Record(INFO.name, split, source_key(key), str(wav), rel(wav, root), "unknown",
+                     (Label.make("mna", label),), listing=src, line=line)
+    yield from rejects.unlisted(split, (audio_dir / n for n in sorted(audio) if
+                                        n.endswith(".wav")), listed,
+                                "audio file has no entry in examples.json")
 
 
 def prepare(root: Path) -> Iterator[Record | Reject]:
@@ -158,31 +169,7 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
             yield from _parse_split(root, split)
 
 
-def download(target_dir: Path) -> Path:
-    """Fetch and extract the three official ``.jsonwav.tar.gz`` archives into ``target_dir``."""
-    from pipeline.download import Remote, download_corpus
-
-    return download_corpus([Remote(URL.format(split=s), md5=MD5[s]) for s in SPLITS],
-                           Path(target_dir))
-
-
 # ------------------------------------------------------------------ sample corpus
-def note(pitch: int, velocity: int, family: str, seconds: float = 4.0,
-         sr: int = 16000) -> np.ndarray:
-    """A synthetic note at MIDI ``pitch`` whose loudness follows ``velocity``: harmonics
-    shaped by the family (odd harmonics for reeds, bright for brass), plucked or sustained."""
-    t = np.arange(int(seconds * sr)) / sr
-    f0 = 440.0 * 2 ** ((pitch - 69) / 12)
-    odd = family in ("reed", "flute")
-    x = np.zeros_like(t)
-    for h in range(1, 8):
-        if (h == 1 or f0 * h < sr / 2) and not (odd and h % 2 == 0):  # f0 always sounds
-            x += np.sin(2 * np.pi * f0 * h * t) / (h if family != "brass" else h**0.5)
-    plucked = family in ("guitar", "mallet", "keyboard", "bass")
-    env = np.exp(-3 * t) if plucked else np.clip(t / 0.05, 0, 1) * (t < seconds - 1)
-    return (velocity / 127 * 0.8 * env * x / np.max(np.abs(x))).astype(np.float32)
-
-
 _SAMPLE = {
     "nsynth-train": [("bass", "synthetic", 33, 22, 50, ["dark"]),
                      ("keyboard", "acoustic", 1, 60, 100, ["bright", "percussive"]),
@@ -221,4 +208,4 @@ def make_sample(target: Path) -> Path:
 
 
 RECIPE = Recipe(info=INFO, locate=locate, prepare=prepare, make_sample=make_sample,
-                download=download)
+                download=DOWNLOADS)

@@ -19,7 +19,11 @@ not in ``meta.txt``, become rejects.  ``error.txt`` lists segments with recordin
 (e.g. microphone faults): they are rejected, naming the ``error.txt`` line.
 
 Labels: the official scene name with ``_`` read as a space (``city_center`` -> ``city
-center``, ``cafe/restaurant`` kept), the text Qwen-Audio's ASC scorer compares.
+center``, ``cafe/restaurant`` kept), the text Qwen-Audio's ASC scorer compares.  Keys: the
+file name without ``.wav`` (hash suffix where sanitizing changed it).
+
+The list files are ASCII; a line that is not UTF-8 is read as latin-1, which is safe
+because every field is checked (a known scene, an ``audio/`` path that must exist).
 """
 
 from __future__ import annotations
@@ -30,10 +34,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from dataset_recipes.cochlscene import scene_sound
-from dataset_recipes.common import find_root, rel
+from dataset_recipes.common import Rejects, file_names, find_root, rel, source_key
+from dataset_recipes.samples.synth import scene_sound
+from dataset_recipes.textfiles import UTF8_OR_LATIN1, read_lines
+from pipeline.download import Downloads, Remote
+from pipeline.errors import InputError
 from pipeline.recipe import CorpusInfo, Recipe
-from pipeline.record import Label, Record, Reject, sanitize_key
+from pipeline.record import Label, Record, Reject
 
 DEV = "TUT-acoustic-scenes-2017-development"
 EVAL = "TUT-acoustic-scenes-2017-evaluation"
@@ -74,6 +81,9 @@ CHECKSUMS: dict[str, tuple[str, int]] = {
     f"{EVAL}.audio.3.zip": ("cac432579e7cf2dff0aec7aaed248956", 1071521152),
     f"{EVAL}.audio.4.zip": ("664bf09c3d24bd26c6b587f1d709de36", 382756463),
 }
+DOWNLOADS = Downloads(files=tuple(
+    Remote(url, md5=CHECKSUMS[url.rsplit("/", 1)[-1]][0], size=CHECKSUMS[url.rsplit("/", 1)[-1]][1])
+    for url in ARCHIVES))
 
 INFO = CorpusInfo(
     name="tut2017",
@@ -116,14 +126,16 @@ def locate(raw: Path) -> Path:
 def _rows(path: Path, root: Path, split: str, ncols: tuple[int, ...]
           ) -> Iterator[tuple[int, list[str]] | Reject]:
     """Tab-separated rows of a list file; bad rows become rejects naming file and line."""
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
+    for item in read_lines(path, rel(path, root), INFO.name, split, UTF8_OR_LATIN1):
+        if isinstance(item, Reject):
+            yield item
             continue
-        cols = [c.strip() for c in line.rstrip("\r").split("\t")]
+        n, line = item
+        cols = [c.strip() for c in line.split("\t")]
         if len(cols) not in ncols or not cols[0].startswith("audio/") or not all(cols):
-            yield Reject(INFO.name, split, rel(path, root),
-                         f"malformed line (want {' or '.join(map(str, ncols))} tab-separated "
-                         "fields, the first 'audio/<file>.wav')", line=n)
+            yield Rejects(INFO.name, root).malformed(
+                split, path, n, f"{' or '.join(map(str, ncols))} tab-separated fields, the "
+                "first 'audio/<file>.wav'")
             continue
         yield n, cols
 
@@ -161,49 +173,44 @@ def _errors(folder: Path, root: Path, split: str) -> dict[str, tuple[int, str]]:
     if not path.is_file():
         return {}
     out: dict[str, tuple[int, str]] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        cols = [c.strip() for c in line.split("\t") if c.strip()]
-        if cols:
-            out[cols[0]] = (n, " ".join(cols[1:]) or "listed as erroneous")
+    for item in read_lines(path, rel(path, root), INFO.name, split, UTF8_OR_LATIN1):
+        if isinstance(item, tuple):
+            cols = [c.strip() for c in item[1].split("\t") if c.strip()]
+            out[cols[0]] = (item[0], " ".join(cols[1:]) or "listed as erroneous")
     return out
 
 
-def _record(folder: Path, root: Path, split: str, name: str, scene: str) -> Record:
+def _record(folder: Path, root: Path, split: str, name: str, scene: str, listing: Path,
+            line: int, errors: dict[str, tuple[int, str]], audio: set[str]) -> Record | Reject:
+    """The record of ``name``, or a reject if error.txt flags it or its audio is missing."""
     wav = folder / name
-    return Record(INFO.name, split, sanitize_key(Path(name).stem), str(wav), rel(wav, root),
-                  "unknown", (Label.make("asc", scene.replace("_", " ")),))
-
-
-def _check(folder: Path, root: Path, split: str, name: str, line: int, listing: Path,
-           errors: dict[str, tuple[int, str]]) -> Reject | None:
-    """A reject if ``name`` is flagged in error.txt or its audio is missing."""
     if name in errors:
         n, what = errors[name]
         return Reject(INFO.name, split, rel(folder / "error.txt", root),
                       f"{name} is listed as a bad segment ({what})", line=n)
-    if not (folder / name).is_file():
-        return Reject(INFO.name, split, rel(folder / name, root),
-                      f"listed in {listing.name} line {line} but the audio file is missing",
-                      line=line)
-    return None
+    if wav.name not in audio:
+        return Rejects(INFO.name, root).missing(split, wav, listing, line)
+    return Record(INFO.name, split, source_key(Path(name).stem), str(wav), rel(wav, root),
+                  "unknown", (Label.make("asc", scene.replace("_", " ")),),
+                  listing=rel(listing, root), line=line)
 
 
 def _unlisted(folder: Path, root: Path, split: str, listed: set[str]) -> Iterator[Reject]:
-    for wav in sorted((folder / "audio").glob("*.wav")):
-        if f"audio/{wav.name}" not in listed:
-            yield Reject(INFO.name, split, rel(wav, root), "audio file has no line in meta.txt")
+    yield from Rejects(INFO.name, root).unlisted(
+        split, sorted((folder / "audio").glob("*.wav")), listed,
+        "audio file has no line in meta.txt", name=lambda wav: f"audio/{wav.name}")
 
 
 def _development(root: Path) -> Iterator[Record | Reject]:
     folder = root / DEV
     meta, rejects, named = _meta(folder / "meta.txt", root, "fold1_train")
     yield from rejects
-    errors = _errors(folder, root, "fold1_train")
+    errors, audio = _errors(folder, root, "fold1_train"), file_names(folder / "audio")
     in_folds: set[str] = set()
     for split in ("fold1_train", "fold1_evaluate"):
         listing = folder / "evaluation_setup" / f"{split}.txt"
         if not listing.is_file():
-            raise ValueError(f"{listing}: missing; the development set needs the official "
+            raise InputError(f"{listing}: missing; the development set needs the official "
                              f"evaluation_setup folder (from {DEV}.meta.zip)")
         for item in _rows(listing, root, split, (2,)):
             if isinstance(item, Reject):
@@ -216,8 +223,7 @@ def _development(root: Path) -> Iterator[Record | Reject]:
                     f"has scene {scene!r} here but {meta[name][0]!r} in meta.txt"
                 yield Reject(INFO.name, split, rel(listing, root), f"{name} {why}", line=n)
                 continue
-            bad = _check(folder, root, split, name, n, listing, errors)
-            yield bad if bad else _record(folder, root, split, name, scene)
+            yield _record(folder, root, split, name, scene, listing, n, errors, audio)
     for name, (_, n) in meta.items():
         if name not in in_folds:
             yield Reject(INFO.name, "fold1_train", rel(folder / "meta.txt", root),
@@ -229,10 +235,9 @@ def _evaluation(root: Path) -> Iterator[Record | Reject]:
     folder, split = root / EVAL, "evaluation"
     meta, rejects, named = _meta(folder / "meta.txt", root, split)
     yield from rejects
-    errors = _errors(folder, root, split)
+    errors, audio = _errors(folder, root, split), file_names(folder / "audio")
     for name, (scene, n) in meta.items():
-        bad = _check(folder, root, split, name, n, folder / "meta.txt", errors)
-        yield bad if bad else _record(folder, root, split, name, scene)
+        yield _record(folder, root, split, name, scene, folder / "meta.txt", n, errors, audio)
     yield from _unlisted(folder, root, split, named)
 
 
@@ -242,17 +247,6 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
         yield from _development(root)
     if (root / EVAL / "meta.txt").is_file():
         yield from _evaluation(root)
-
-
-def download(target_dir: Path) -> Path:
-    """Fetch and extract the official development and evaluation archives into ``target_dir``."""
-    from pipeline.download import Remote, download_corpus
-
-    remotes = []
-    for url in ARCHIVES:
-        md5, size = CHECKSUMS[url.rsplit("/", 1)[-1]]
-        remotes.append(Remote(url, md5=md5, size=size))
-    return download_corpus(remotes, Path(target_dir))
 
 
 # ------------------------------------------------------------------ sample corpus
@@ -291,4 +285,4 @@ def make_sample(target: Path) -> Path:
 
 
 RECIPE = Recipe(info=INFO, locate=locate, prepare=prepare, make_sample=make_sample,
-                download=download)
+                download=DOWNLOADS)

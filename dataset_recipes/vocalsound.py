@@ -12,7 +12,9 @@ Prompt: the released one, ``<|vocal_classification|>`` with audio language ``en`
 Target: the class's display name of VocalSound's ``class_labels_indices_vs.csv``
 (``Laughter, Sigh, Cough, Throat clearing, Sneeze, Sniff``); ``labels`` may hold the
 AudioSet MID (as released) or the file-name label; it must agree with the file name.
-Splits ``tr``/``val``/``te`` keep their names (roles train/valid/test).
+Splits ``tr``/``val``/``te`` keep their names (roles train/valid/test).  Keys: the file
+name without ``.wav`` (already key-safe by the pattern it must match).  The datafiles are
+JSON (UTF-8); an entry holding bytes that are not UTF-8 is a reject quoting them.
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from dataset_recipes.common import SAMPLES_DIR, find_root, rel
+from dataset_recipes.common import Rejects, file_names, find_root, rel, source_key
+from dataset_recipes.samples.synth import vocal_sound
+from dataset_recipes.textfiles import json_items, read_json_text, undecodable
+from pipeline.errors import InputError
 from pipeline.recipe import CorpusInfo, Recipe
-from pipeline.record import Label, Record, Reject, sanitize_key
+from pipeline.record import Label, Record, Reject
 
 SPLITS = {"tr": "train", "val": "valid", "te": "test"}
 #: file-name label -> (AudioSet MID, display name), as in class_labels_indices_vs.csv
@@ -70,25 +75,20 @@ def locate(raw: Path) -> Path:
     return find_root(raw, INFO, _is_root, ("vocalsound_16k", "vocalsound"))
 
 
-def _entries(path: Path) -> list[tuple[int, object]]:
-    """``(line, entry)`` for each element of the datafile's ``data`` list."""
-    text = path.read_text(encoding="utf-8")
+def _entries(path: Path) -> list[tuple[int, object, str | None]]:
+    """``(line, entry, undecodable bytes or None)`` for each element of the datafile's
+    ``data`` list, in one pass."""
+    text = read_json_text(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err}); re-extract the official "
+        raise InputError(f"{path}: not valid JSON ({err}); re-extract the official "
                          "datafiles") from None
     start = re.search(r'"data"\s*:\s*\[', text)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list) or not start:
-        raise ValueError(f'{path}: expected {{"data": [...]}}, the official datafile layout')
-    decoder, pos, out = json.JSONDecoder(), start.end(), []
-    for _ in data["data"]:  # walk the list again to learn where each element starts
-        while text[pos] in " \t\r\n,":
-            pos += 1
-        entry, end = decoder.raw_decode(text, pos)
-        out.append((text.count("\n", 0, pos) + 1, entry))
-        pos = end
-    return out
+        raise InputError(f'{path}: expected {{"data": [...]}}, the official datafile layout')
+    return [(line, entry, undecodable(text[a:b]))
+            for line, entry, a, b in json_items(text, start.end() - 1)]
 
 
 def _wav_name(entry: object) -> str | None:
@@ -117,76 +117,30 @@ def _parse_entry(entry: object) -> tuple[str, str] | str:
 def prepare(root: Path) -> Iterator[Record | Reject]:
     """Records of every split whose datafile is present, then unlisted audio as rejects."""
     listed: set[str] = set()
+    audio, rejects = file_names(root / "audio_16k"), Rejects(INFO.name, root)
     for split in SPLITS:
         path = root / "datafiles" / f"{split}.json"
         if not path.is_file():
             continue
-        for line, entry in _entries(path):
+        src = rel(path, root)
+        for line, entry, bad in _entries(path):
             listed.add(_wav_name(entry) or "")
-            parsed = _parse_entry(entry)
+            parsed = bad or _parse_entry(entry)
             if isinstance(parsed, str):
-                yield Reject(INFO.name, split, rel(path, root), parsed, line=line)
+                yield Reject(INFO.name, split, src, parsed, line=line)
                 continue
             name, label = parsed
             wav = root / "audio_16k" / name
-            if not wav.is_file():
-                yield Reject(INFO.name, split, rel(wav, root), f"listed in {path.name} line "
-                             f"{line} but the audio file is missing", line=line)
+            if name not in audio:
+                yield rejects.missing(split, wav, path, line)
                 continue
-            yield Record(INFO.name, split, sanitize_key(wav.stem), str(wav), rel(wav, root),
-                         "en", (Label.make("vsc", CLASSES[label][1]),))
-    for wav in sorted((root / "audio_16k").glob("*.wav")):
-        if wav.name not in listed:
-            yield Reject(INFO.name, "unknown", rel(wav, root),
-                         "audio file is listed in no datafiles/{tr,val,te}.json")
+            yield Record(INFO.name, split, source_key(wav.stem), str(wav), rel(wav, root),
+                         "en", (Label.make("vsc", CLASSES[label][1]),), listing=src, line=line)
+    yield from rejects.unlisted("unknown", sorted((root / "audio_16k").glob("*.wav")), listed,
+                                "audio file is listed in no datafiles/{tr,val,te}.json")
 
 
 # ------------------------------------------------------------------ sample corpus
-def _burst(n: int, rng: np.random.Generator, attack: float, decay: float,
-           sr: int = 16000) -> np.ndarray:
-    t = np.arange(n) / sr
-    return rng.standard_normal(n) * (1 - np.exp(-t / attack)) * np.exp(-t / decay)
-
-
-def _sound(label: str, rng: np.random.Generator, sr: int = 16000) -> np.ndarray:
-    """About 1.5 s of a synthetic stand-in for ``label`` (shaped noise or voiced pulses)."""
-    x = np.zeros(int(1.5 * sr))
-    if label == "cough":  # two explosive broadband bursts
-        for start in (0.1, 0.6):
-            i = int(start * sr)
-            x[i:i + 4800] += 0.6 * _burst(4800, rng, 0.004, 0.08)
-    elif label == "sneeze":  # quiet rising inhale, then one sharp burst
-        inhale = rng.standard_normal(8000) * np.linspace(0, 0.08, 8000)
-        x[1600:9600] += inhale
-        x[9600:17600] += 0.8 * _burst(8000, rng, 0.002, 0.12)
-    elif label == "sniff":  # two short hissy inhalations (high-passed noise)
-        for start in (0.2, 0.7):
-            i = int(start * sr)
-            b = _burst(2400, rng, 0.02, 0.05)
-            x[i:i + 2400] += 0.4 * np.diff(b, prepend=0.0)
-    elif label == "sigh":  # long breathy exhale with falling loudness
-        n = int(1.2 * sr)
-        x[1600:1600 + n] += 0.2 * rng.standard_normal(n) * np.hanning(n) ** 0.5 * np.linspace(
-            1, 0.2, n)
-    elif label == "throatclearing":  # low rough rumble, amplitude-modulated at 30 Hz
-        n = int(0.6 * sr)
-        t = np.arange(n) / sr
-        rough = rng.standard_normal(n) * (0.5 + 0.5 * np.sin(2 * np.pi * 30 * t))
-        x[3200:3200 + n] += 0.5 * np.convolve(rough, np.ones(8) / 8, "same") * np.hanning(n)
-    elif label == "laughter":  # "ha ha ha": voiced pulses with a falling pitch
-        speech, _ = sf.read(SAMPLES_DIR / "speech" / "1272-128104-0000.flac", dtype="float32")
-        for k in range(4):
-            i, n = int((0.1 + 0.3 * k) * sr), 2800
-            t = np.arange(n) / sr
-            f0 = 260 - 15 * k
-            voiced = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 8))
-            breath = speech[i:i + n] * 0.3  # a little real speech texture
-            x[i:i + n] += 0.25 * (voiced + breath) * np.hanning(n)
-    else:
-        raise ValueError(f"no sample sound for {label!r}")
-    return (x / max(1e-9, np.abs(x).max()) * 0.7).astype(np.float32)
-
-
 def make_sample(target: Path) -> Path:
     """Write a small VocalSound corpus: 6 classes x 2 speakers per split, datafiles as released."""
     root = Path(target) / "vocalsound_16k"
@@ -199,7 +153,8 @@ def make_sample(target: Path) -> Path:
         for spk in spks:
             for label, (mid, _) in CLASSES.items():
                 name = f"{spk}_0_{label}.wav"
-                sf.write(root / "audio_16k" / name, _sound(label, rng), 16000, subtype="PCM_16")
+                sf.write(root / "audio_16k" / name, vocal_sound(label, rng), 16000,
+                         subtype="PCM_16")
                 data.append({"wav": f"/data/vocalsound/audio_16k/{name}", "labels": mid})
         (root / "datafiles" / f"{split}.json").write_text(json.dumps({"data": data}, indent=1),
                                                           encoding="utf-8")

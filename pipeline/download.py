@@ -10,10 +10,11 @@ members, and members (or a total) above a size limit (decompression bombs).  A c
 marker ``.<archive>.extracted`` makes a rerun skip finished archives.
 :func:`download_corpus` does both for the files a recipe lists.
 
-Recipes call it from their ``download(target_dir)`` function::
+Recipes declare what to fetch as :class:`Downloads` (files of every split, files per split,
+an optional last unpacking step); :func:`download_declared` does the rest::
 
-    from pipeline.download import Remote, download_corpus
-    download_corpus([Remote(URL, md5="...")], target_dir)
+    RECIPE = Recipe(..., download=Downloads(per_split={"dev": (Remote(URL, md5="..."),)}))
+    download_declared(RECIPE.download, target_dir, splits=["dev"])
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from http.client import HTTPResponse
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 from tqdm import tqdm
 
+from pipeline.errors import UnknownName, UserError
 from pipeline.extract import (
     ARCHIVES_DIR,
     ArchiveError,
@@ -44,8 +46,10 @@ __all__ = [
     "ARCHIVES_DIR",
     "ArchiveError",
     "DownloadError",
+    "Downloads",
     "Remote",
     "download_corpus",
+    "download_declared",
     "extract",
     "fetch",
 ]
@@ -57,7 +61,7 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED = re.compile(r"bytes\s+\*/(\d+)")
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A download failed or did not verify; the message names the URL and what to do."""
 
 
@@ -87,9 +91,9 @@ class Remote:
         name = self.filename
         if not name or name in (".", "..") or "/" in name or "\\" in name:
             raise ValueError(f"cannot derive a file name from {self.url!r}; pass name=...")
-        for field, value, length in (("md5", self.md5, 32), ("sha256", self.sha256, 64)):
+        for digest, value, length in (("md5", self.md5, 32), ("sha256", self.sha256, 64)):
             if value is not None and not re.fullmatch(f"[0-9a-fA-F]{{{length}}}", value):
-                raise ValueError(f"{self.url}: {field} must be {length} hex digits, not {value!r}")
+                raise ValueError(f"{self.url}: {digest} must be {length} hex digits, not {value!r}")
 
     @property
     def filename(self) -> str:
@@ -261,4 +265,40 @@ def download_corpus(remotes: list[Remote], target_dir: Path, *, force: bool = Fa
             continue
         path = fetch(remote, target / ARCHIVES_DIR, force=force, progress=progress)
         extract(path, target, force=force, progress=progress)
+    return target
+
+
+@dataclass(frozen=True)
+class Downloads:
+    """What a recipe downloads, declared: ``files`` are fetched for any request,
+    ``per_split`` lists the files of each split (all splits unless some are chosen), and
+    ``unpack`` is the recipe's own last step on the target folder (archives inside the
+    archive), run after everything is fetched and extracted."""
+
+    files: tuple[Remote, ...] = ()
+    per_split: Mapping[str, tuple[Remote, ...]] = field(default_factory=dict)
+    unpack: Callable[[Path], object] | None = None
+
+    def remotes(self, splits: Sequence[str] | None = None) -> list[Remote]:
+        """The files to fetch for ``splits`` (``None`` or empty: every split), in order;
+        raises :class:`~pipeline.errors.UnknownName` for splits it cannot choose."""
+        if splits and not self.per_split:
+            raise UnknownName("this recipe downloads all its files together; drop splits=")
+        unknown = [s for s in splits or () if s not in self.per_split]
+        if unknown:
+            raise UnknownName(f"unknown split(s) {unknown}; choose from "
+                              f"{', '.join(self.per_split)}")
+        chosen = list(splits) if splits else list(self.per_split)
+        return [*self.files, *(r for s in chosen for r in self.per_split[s])]
+
+
+def download_declared(downloads: Downloads, target_dir: Path, *,
+                      splits: Sequence[str] | None = None, force: bool = False,
+                      progress: bool = True) -> Path:
+    """Fetch and unpack what ``downloads`` declares for ``splits`` into ``target_dir``
+    (see :func:`download_corpus`), then run its ``unpack`` step; return ``target_dir``."""
+    target = download_corpus(downloads.remotes(splits), Path(target_dir), force=force,
+                             progress=progress)
+    if downloads.unpack is not None:
+        downloads.unpack(target)
     return target

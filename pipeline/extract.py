@@ -25,6 +25,8 @@ from typing import IO
 
 from tqdm import tqdm
 
+from pipeline.errors import UserError
+
 GiB = 1 << 30
 MAX_MEMBER_BYTES = 16 * GiB  # far above any audio file of the supported corpora
 MAX_RATIO = 100  # audio barely compresses; a bomb expands thousands of times
@@ -34,7 +36,7 @@ _KINDS = {".tar": "tar", ".tar.gz": "tar", ".tgz": "tar", ".tar.bz2": "tar", ".t
           ".tar.xz": "tar", ".txz": "tar", ".zip": "zip", ".7z": "7z"}
 
 
-class ArchiveError(ValueError):
+class ArchiveError(UserError, ValueError):
     """An archive that cannot or must not be extracted; the message names archive and member."""
 
 

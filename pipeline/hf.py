@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import UserError
+
 ROW_BATCH = 256
 _SHARD = re.compile(r"^(?P<split>.+?)-\d{5}-of-\d{5}")
 _MAGIC = ((b"RIFF", "wav"), (b"fLaC", "flac"), (b"OggS", "ogg"), (b"ID3", "mp3"),
@@ -33,7 +35,7 @@ _MAGIC = ((b"RIFF", "wav"), (b"fLaC", "flac"), (b"OggS", "ogg"), (b"ID3", "mp3")
 _EXTS = {"wav", "flac", "ogg", "mp3", "au", "aiff", "aif", "m4a", "mp4", "opus", "webm"}
 
 
-class HFSourceError(ValueError):
+class HFSourceError(UserError, ValueError):
     """A Hugging Face dataset that cannot be read; the message says what to do."""
 
 

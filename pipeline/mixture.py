@@ -19,12 +19,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import UserError
 from pipeline.record import FORMAT_VERSION
 
 TEMPERATURE_EXPONENT = 0.5
 
 
-class MixtureError(ValueError):
+class MixtureError(UserError, ValueError):
     """A mixture file that cannot be used; the message names the file and the problem."""
 
 

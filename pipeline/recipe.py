@@ -4,16 +4,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from pipeline.download import Downloads
+from pipeline.errors import UserError
 from pipeline.record import Record, Reject
 
 SplitRole = Literal["train", "valid", "test"]
 
 
-class CorpusNotFound(FileNotFoundError):
+class CorpusNotFound(UserError, FileNotFoundError):
     """The raw directory holds no corpus in the expected layout; the message says what to do."""
 
 
@@ -42,15 +44,16 @@ class Recipe:
     extracts into or the corpus folder itself) or raises :class:`CorpusNotFound`;
     ``prepare(root)`` yields a :class:`Record` per usable item and a :class:`Reject` per
     unusable one; ``make_sample(dir)`` writes a small corpus in the official layout and
-    returns the raw directory to pass to ``locate``.
+    returns the raw directory to pass to ``locate``; ``download`` declares the publisher's
+    files (``None``: the corpus cannot be downloaded automatically, ``info.download_hint``
+    says how to get it).
     """
 
     info: CorpusInfo
     locate: Callable[[Path], Path]
     prepare: Callable[[Path], Iterable[Record | Reject]]
     make_sample: Callable[[Path], Path]
-    download: Callable[[Path], Path] | None = None
-    extra: dict[str, Callable[..., object]] = field(default_factory=dict)
+    download: Downloads | None = None
 
 
 def not_found(info: CorpusInfo, raw: Path, recipe: str) -> CorpusNotFound:

@@ -68,7 +68,10 @@ class Record:
     ``audio`` is a path readable by every build worker; ``source`` is the path relative to
     the corpus root (what the dataset card and rejects name); ``language`` is the spoken
     language code (``"unknown"`` for sounds and music); ``align`` asks the alignment stage
-    to add an SRWT task from the record's ASR label.
+    to add an SRWT task from the record's ASR label.  ``listing`` and ``line`` name the
+    label file (relative to the corpus root) and the line the record was read from, when
+    there is one, so that a problem found later (a duplicate key) can point at it; they
+    are not written into the sample.
     """
 
     recipe: str
@@ -77,6 +80,8 @@ class Record:
     audio: str
     source: str
     language: str
+    listing: str | None = None
+    line: int | None = None
     labels: tuple[Label, ...]
     align: bool = False
     meta: tuple[tuple[str, Any], ...] = ()
@@ -100,6 +105,8 @@ class Record:
             audio=d["audio"],
             source=d["source"],
             language=d["language"],
+            listing=d.get("listing"),
+            line=d.get("line"),
             labels=labels,
             align=d.get("align", False),
             meta=meta,  # type: ignore[arg-type]

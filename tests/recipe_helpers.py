@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from pipeline.recipe import Recipe
@@ -39,12 +37,30 @@ def build_sample(name: str, out: Path, raw: Path, **options: Any) -> dict[str, A
                      progress=False)
 
 
-def record_downloads(monkeypatch: Any) -> list[list[tuple[str, dict[str, Any]]]]:
-    """Stand in for ``pipeline.download`` (no network): each ``download_corpus`` call
-    appends its remotes as ``(url, keyword arguments)`` to the returned list and returns
-    the target folder."""
+def record_downloads(monkeypatch: Any, fill: Callable[[Path], None] | None = None
+                     ) -> list[list[tuple[str, dict[str, Any]]]]:
+    """Stand in for :func:`pipeline.download.download_corpus` (no network): each call
+    appends its remotes as ``(url, what is declared of md5/sha256/size/name)`` to the
+    returned list, runs ``fill(target)`` (to write what the download would unpack) and
+    returns the target folder, as the real one does."""
+    import pipeline.download
+
     calls: list[list[tuple[str, dict[str, Any]]]] = []
-    fake = SimpleNamespace(Remote=lambda url, **kw: (url, kw),
-                           download_corpus=lambda remotes, target: calls.append(remotes) or target)
-    monkeypatch.setitem(sys.modules, "pipeline.download", fake)
+
+    def fake(remotes: list[Any], target: Path, **_: Any) -> Path:
+        calls.append([(r.url, {k: getattr(r, k) for k in ("md5", "sha256", "size", "name")
+                               if getattr(r, k) is not None}) for r in remotes])
+        if fill is not None:
+            fill(target)
+        return target
+
+    monkeypatch.setattr(pipeline.download, "download_corpus", fake)
     return calls
+
+
+def download(recipe: Recipe, target: Path, splits: list[str] | None = None) -> Path:
+    """Run ``recipe``'s declared download as ``make download`` does."""
+    from pipeline.download import download_declared
+
+    assert recipe.download is not None
+    return download_declared(recipe.download, target, splits=splits)

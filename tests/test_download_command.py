@@ -3,6 +3,7 @@ server give corpora their recipes read; bad requests fail before any download.""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -17,6 +18,7 @@ from omegaconf import OmegaConf
 
 from dataset_recipes import RECIPES, clotho, librispeech
 from dataset_recipes import download as command
+from pipeline.download import Remote, download_declared
 from pipeline.recipe import Recipe
 from pipeline.record import Record
 
@@ -32,6 +34,27 @@ def _run(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
     return command.run(cfg)
 
 
+def _served(monkeypatch: pytest.MonkeyPatch, recipe: Recipe, http_server, data: dict[str, bytes]
+            ) -> Recipe:
+    """``recipe`` with its declared files moved to the loopback server, each checked
+    against the md5 of the bytes served under its name (a file not in ``data`` gets a
+    404); registered in place of the real recipe for the command's lookups."""
+    def move(r: Remote) -> Remote:
+        body = data.get(r.filename)
+        return dataclasses.replace(r, url=http_server.url(r.filename), sha256=None, size=None,
+                                   md5=hashlib.md5(body).hexdigest() if body is not None else None)
+
+    assert recipe.download is not None
+    for name, body in data.items():
+        http_server.add(name, body)
+    dl = recipe.download
+    moved = dataclasses.replace(dl, files=tuple(move(r) for r in dl.files), per_split={
+        s: tuple(move(r) for r in rs) for s, rs in dl.per_split.items()})
+    served = dataclasses.replace(recipe, download=moved)
+    monkeypatch.setitem(RECIPES, recipe.info.name, served)
+    return served
+
+
 def _records(recipe: Recipe, raw: Path) -> list[tuple[str, str, str, tuple]]:
     items = recipe.prepare(recipe.locate(raw))
     return sorted((r.split, r.key, r.source, r.labels) for r in items if isinstance(r, Record))
@@ -42,11 +65,7 @@ def test_librispeech_download_gives_the_corpus(http_server, tmp_path, monkeypatc
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tf:  # the official archive's layout
         tf.add(sample / "LibriSpeech" / "dev-clean", arcname="LibriSpeech/dev-clean")
-    data = buf.getvalue()
-    http_server.add("dev-clean.tar.gz", data)
-    monkeypatch.setattr(librispeech, "URL", http_server.url("{split}.tar.gz"))
-    monkeypatch.setitem(librispeech.CHECKSUMS, "dev-clean", (
-        hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()))
+    _served(monkeypatch, librispeech.RECIPE, http_server, {"dev-clean.tar.gz": buf.getvalue()})
     raw = tmp_path / "raw"
     assert _run(monkeypatch, "recipe=librispeech", f"raw={raw}", "splits=[dev-clean]") == 0
     assert f"librispeech: ready in {raw}" in capsys.readouterr().out
@@ -60,21 +79,19 @@ def test_librispeech_download_gives_the_corpus(http_server, tmp_path, monkeypatc
 
 def test_clotho_download_unpacks_7z_next_to_csvs(http_server, tmp_path, monkeypatch):
     sample = clotho.make_sample(tmp_path / "sample")
-    md5 = {}
+    data = {}
     for kind in ("captions", "metadata"):
         name = f"clotho_{kind}_validation.csv"
-        md5[name] = hashlib.md5((sample / name).read_bytes()).hexdigest()
-        http_server.add(name, (sample / name).read_bytes())
+        data[name] = (sample / name).read_bytes()
     archive = tmp_path / "clotho_audio_validation.7z"
     with py7zr.SevenZipFile(archive, "w") as z:  # members are validation/<file>.wav
         for wav in sorted((sample / "validation").iterdir()):
             z.writestr(wav.read_bytes(), f"validation/{wav.name}")
-    md5[archive.name] = hashlib.md5(archive.read_bytes()).hexdigest()
-    http_server.add(archive.name, archive.read_bytes())
-    monkeypatch.setattr(clotho, "ZENODO", http_server.url("{name}") + "?download=1")
-    monkeypatch.setattr(clotho, "MD5", md5)
+    data[archive.name] = archive.read_bytes()
+    served = _served(monkeypatch, clotho.RECIPE, http_server, data)
     raw = tmp_path / "raw"
-    assert clotho.download(raw, splits=["validation"]) == raw
+    assert served.download is not None
+    assert download_declared(served.download, raw, splits=["validation"]) == raw
     assert sorted(p.name for p in raw.iterdir()) == [
         ".clotho_audio_validation.7z.extracted", "archives", "clotho_captions_validation.csv",
         "clotho_metadata_validation.csv", "validation"]
@@ -96,7 +113,7 @@ def test_recipe_without_download_prints_hint_and_exits_2(monkeypatch, capsys):
 
 
 def test_bad_splits_fail_before_any_download(http_server, monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(librispeech, "URL", http_server.url("{split}.tar.gz"))
+    _served(monkeypatch, librispeech.RECIPE, http_server, {})
     assert _run(monkeypatch, "recipe=librispeech", f"raw={tmp_path}",
                 "splits=[dev-clean,dev-dirty]") == 2
     assert "librispeech: unknown split(s) ['dev-dirty']; choose from train-clean-100" in \
@@ -108,7 +125,7 @@ def test_bad_splits_fail_before_any_download(http_server, monkeypatch, capsys, t
 
 
 def test_download_error_exits_1_naming_the_url(http_server, monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(librispeech, "URL", http_server.url("{split}.tar.gz"))
+    _served(monkeypatch, librispeech.RECIPE, http_server, {})
     assert _run(monkeypatch, "recipe=librispeech", f"raw={tmp_path}", "splits=[test-other]") == 1
     assert f"error: librispeech: {http_server.url('test-other.tar.gz')}: HTTP 404" in \
         capsys.readouterr().err

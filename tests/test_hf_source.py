@@ -159,8 +159,8 @@ def test_clotho_from_hub_cache_parquet_build(tmp_path, monkeypatch):
     out = tmp_path / "out"
     assert _build(recipe, out)["samples"] == 14
     got = _samples(out)
-    rec = next(r for r in raw if r.key == "radio_static_02")
-    meta, flac = got["radio_static_02"]
+    rec = next(r for r in raw if r.key == "radio_static_02-b4fe6d12")  # radio.static.02.wav
+    meta, flac = got["radio_static_02-b4fe6d12"]
     assert [t["prompt"] for t in meta["tasks"]] == [tags.aac_prompt()] * 5
     assert [t["target"] for t in meta["tasks"]] == [lb.target for lb in rec.labels]
     expected = audio_mod.encode_flac(audio_mod.load(rec.audio).samples)  # 44.1 kHz -> 16 kHz

@@ -1,12 +1,10 @@
 """AISHELL-1 recipe: spaces removed, split from the audio folder, rejects, unpack, build."""
 
 import shutil
-import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from recipe_helpers import parse_corpus
+from recipe_helpers import download, parse_corpus, record_downloads
 
 from dataset_recipes import RECIPES
 from dataset_recipes.aishell1 import RECIPE, unpack_speakers
@@ -70,17 +68,9 @@ def test_locate_and_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert RECIPE.locate(FIXTURE / "data_aishell") == FIXTURE / "data_aishell"
     with pytest.raises(CorpusNotFound, match="RECIPE=aishell1 SOURCE=sample"):
         RECIPE.locate(tmp_path)
-    calls = []
-
-    def fake_download(remotes: list[tuple[str, dict]], target: Path) -> Path:
-        calls.append(remotes)
-        shutil.copytree(FIXTURE / "data_aishell", target / "data_aishell")
-        return target
-
-    monkeypatch.setitem(sys.modules, "pipeline.download",
-                        SimpleNamespace(Remote=lambda url, **kw: (url, kw),
-                                        download_corpus=fake_download))
-    assert RECIPE.download is not None and RECIPE.download(tmp_path) == tmp_path
+    calls = record_downloads(monkeypatch, lambda target: shutil.copytree(
+        FIXTURE / "data_aishell", target / "data_aishell"))
+    assert download(RECIPE, tmp_path) == tmp_path
     assert calls == [[("https://www.openslr.org/resources/33/data_aishell.tgz",
                        {"md5": "2f494334227864a8a8fec932999db9d8"}),
                       ("https://www.openslr.org/resources/33/resource_aishell.tgz",

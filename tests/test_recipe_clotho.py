@@ -19,8 +19,8 @@ def test_registered():
 def test_parses_fixture_with_exact_labels_and_rejects():
     records, rejects = parse_corpus(RECIPE, FIXTURE)
     assert [(r.split, r.key, r.source) for r in records] == [
-        ("development", "Santa_Motor", "development/Santa Motor.wav"),
-        ("development", "door_creak_01", "development/door.creak.01.wav"),
+        ("development", "Santa_Motor-d72de16b", "development/Santa Motor.wav"),
+        ("development", "door_creak_01-0b801ac0", "development/door.creak.01.wav"),
         ("evaluation", "rain", "evaluation/rain.wav"),
     ]
     assert [lb.target for lb in records[0].labels] == [
@@ -46,9 +46,9 @@ def test_build_stores_audio_once_with_one_entry_per_caption(tmp_path):
     assert report["samples"] == 3
     with tarfile.open(tmp_path / "clotho-development-000000.tar") as tar:
         names = tar.getnames()
-        meta = json.load(tar.extractfile("Santa_Motor.json"))
-    assert names == ["Santa_Motor.flac", "Santa_Motor.json", "door_creak_01.flac",
-                     "door_creak_01.json"]
+        meta = json.load(tar.extractfile("Santa_Motor-d72de16b.json"))
+    assert names == ["Santa_Motor-d72de16b.flac", "Santa_Motor-d72de16b.json",
+                     "door_creak_01-0b801ac0.flac", "door_creak_01-0b801ac0.json"]
     prompt = "<|startofanalysis|><|unknown|><|caption|><|en|><|notimestamps|><|caption_clotho|>"
     assert [e["prompt"] for e in meta["tasks"]] == [prompt] * 5
     assert meta["tasks"][2]["target"] == "An engine revs up and down."

@@ -5,7 +5,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from recipe_helpers import parse_corpus, record_downloads
+from recipe_helpers import download, parse_corpus, record_downloads
 
 from dataset_recipes import RECIPES
 from dataset_recipes.clotho_aqa import RECIPE
@@ -25,8 +25,8 @@ def test_fixture_one_entry_per_answer_with_exact_prompts() -> None:
     records, _ = parse_corpus(RECIPE, FIXTURE)
     assert [(r.split, r.key, r.source) for r in records] == [
         ("train", "river_mouth3", "audio_files/river_mouth3.wav"),
-        ("train", "Train_horn", "audio_files/Train horn.wav"),
-        ("val", "Train_horn_2", "audio_files/Train horn 2.wav"),
+        ("train", "Train_horn-c11fc20c", "audio_files/Train horn.wav"),
+        ("val", "Train_horn_2-e223194d", "audio_files/Train horn 2.wav"),
     ]
     entries = [make_entry(lb.task, lb.target, **lb.kwargs) for lb in records[0].labels]
     waves = "<|startofanalysis|><|en|><|question|>Are there waves?<|answer|>"
@@ -62,7 +62,7 @@ def test_wrong_csv_raises_naming_the_file(tmp_path: Path) -> None:
 def test_download_fetches_csvs_and_audio_zip(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     calls = record_downloads(monkeypatch)
-    assert RECIPE.download is not None and RECIPE.download(tmp_path) == tmp_path
+    assert download(RECIPE, tmp_path) == tmp_path
     base = "https://zenodo.org/records/6473207/files/"
     assert calls == [[(base + "clotho_aqa_train.csv", {}), (base + "clotho_aqa_val.csv", {}),
                       (base + "clotho_aqa_test.csv", {}), (base + "audio_files.zip", {})]]
@@ -79,6 +79,6 @@ def test_sample_parses_clean_and_builds(tmp_path: Path) -> None:
     assert (report["rejects"], report["samples"]) == (0, 5)
     shard = next((tmp_path / "out").glob("clotho_aqa-train-*.tar"))
     with tarfile.open(shard) as tar:
-        meta = json.load(tar.extractfile("beeping_alarm.json"))  # type: ignore[arg-type]
+        meta = json.load(tar.extractfile("beeping_alarm-5bb23d59.json"))  # type: ignore[arg-type]
     assert [t["target"] for t in meta["tasks"]] == ["yes", "yes", "yes", "no", "no", "no"]
     assert meta["meta"]["aqa_confidence"] == ["yes", "yes", "maybe", "yes", "yes", "yes"]

@@ -22,9 +22,9 @@ def test_registered():
 def test_jsonl_rows_merge_per_audio_with_exact_prompts():
     records, _ = parse_corpus(RECIPE, FIXTURE)
     assert [(r.split, r.key, r.source, r.language, r.align) for r in records] == [
-        ("train", "clips_a", "clips/a.wav", "en", True),
-        ("test", "clips_b", "clips/b.wav", "unknown", False),
-        ("train", "clips_c", "clips/c.wav", "unknown", False),
+        ("train", "clips_a-54d48476", "clips/a.wav", "en", True),
+        ("test", "clips_b-6b880d35", "clips/b.wav", "unknown", False),
+        ("train", "clips_c-ecf4b639", "clips/c.wav", "unknown", False),
     ]
     entries = [make_entry(lb.task, lb.target, **lb.kwargs) for lb in records[0].labels]
     assert entries == [
@@ -74,8 +74,8 @@ def test_sample_builds_with_zero_rejects(tmp_path):
     records, rejects = parse_corpus(RECIPE, tmp_path / "raw")
     assert rejects == []
     assert [(r.key, [lb.task for lb in r.labels]) for r in records] == [
-        ("clips_espeak_00", ["asr", "s2tt"]), ("clips_espeak_11", ["asr"]),
-        ("clips_espeak_17", ["asr"]), ("clips_three_beeps", ["aqa", "aac"])]
+        ("clips_espeak_00-de5f43cd", ["asr", "s2tt"]), ("clips_espeak_11-ca731625", ["asr"]),
+        ("clips_espeak_17-36fc5419", ["asr"]), ("clips_three_beeps-fa896c61", ["aqa", "aac"])]
     report = run_build(RECIPE, root, tmp_path / "out",
                        BuildOptions(shard_size=4, long_audio=RECIPE.info.long_audio),
                        runner="local", progress=False)

@@ -1,11 +1,10 @@
 """MELD recipe: emotion targets, audio decoded from mp4, rejects with lines, sample, build."""
 
-import sys
+import tarfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from recipe_helpers import parse_corpus
+from recipe_helpers import download, parse_corpus, record_downloads
 
 from dataset_recipes import RECIPES
 from dataset_recipes.meld import RECIPE
@@ -55,19 +54,17 @@ def test_locate_and_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert RECIPE.locate(FIXTURE) == FIXTURE / "MELD.Raw"
     with pytest.raises(CorpusNotFound, match="RECIPE=meld SOURCE=sample"):
         RECIPE.locate(tmp_path)
-    calls = []
-
-    def fake_download(remotes: list[str], target: Path) -> Path:
-        calls.append(remotes)
+    def fill(target: Path) -> None:  # the archive's CSVs and one split archive inside
         (target / "MELD.Raw").mkdir()
         (target / "MELD.Raw" / "dev_sent_emo.csv").write_text("x\n")
-        return target
+        with tarfile.open(target / "MELD.Raw" / "dev.tar.gz", "w:gz") as tar:
+            tar.add(FIXTURE / "MELD.Raw" / "dev_splits_complete", "dev_splits_complete")
 
-    monkeypatch.setitem(sys.modules, "pipeline.download",
-                        SimpleNamespace(Remote=lambda url, **kw: url,
-                                        download_corpus=fake_download))
-    assert RECIPE.download is not None and RECIPE.download(tmp_path) == tmp_path
-    assert calls == [["http://web.eecs.umich.edu/~mihalcea/downloads/MELD.Raw.tar.gz"]]
+    calls = record_downloads(monkeypatch, fill)
+    assert download(RECIPE, tmp_path) == tmp_path
+    assert calls == [[("http://web.eecs.umich.edu/~mihalcea/downloads/MELD.Raw.tar.gz", {})]]
+    assert sorted(p.name for p in (tmp_path / "MELD.Raw" / "dev_splits_complete").iterdir()) == \
+        sorted(p.name for p in (FIXTURE / "MELD.Raw" / "dev_splits_complete").iterdir())
 
 
 def test_sample_parses_clean_and_builds(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def test_parses_fixture_with_exact_captions_and_clip_names():
 def test_missing_and_bad_rows_are_rejects_with_lines():
     _, rejects = parse_corpus(RECIPE, FIXTURE)
     assert [(r.split, r.source, r.line, r.reason) for r in rejects] == [
-        ("train", "audio/0bRUkLsttto.wav", 5, "clip missing (row 5 of musiccaps-public.csv): "
+        ("train", "audio/0bRUkLsttto.wav", 5, "clip missing (line 5 of musiccaps-public.csv): "
          "cut 10-20 s of https://youtu.be/0bRUkLsttto"),
         ("unknown", "musiccaps-public.csv", 6, "malformed row: expected 9 fields"),
         ("unknown", "musiccaps-public.csv", 7, "is_audioset_eval is 'maybe', not True or False"),

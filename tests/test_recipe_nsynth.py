@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from recipe_helpers import parse_corpus, record_downloads
+from recipe_helpers import download, parse_corpus, record_downloads
 
 from dataset_recipes import RECIPES
 from dataset_recipes.nsynth import RECIPE
@@ -68,9 +68,12 @@ def test_locate(tmp_path: Path) -> None:
 def test_download_fetches_the_three_archives(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     calls = record_downloads(monkeypatch)
-    assert RECIPE.download is not None and RECIPE.download(tmp_path) == tmp_path
+    assert download(RECIPE, tmp_path) == tmp_path
+    assert download(RECIPE, tmp_path, ["nsynth-valid"]) == tmp_path
     base = "http://download.magenta.tensorflow.org/datasets/nsynth/"
-    assert calls == [[
+    assert calls[1] == [(base + "nsynth-valid.jsonwav.tar.gz",
+                         {"md5": "87e94a00a19b6dbc99cf6d4c0c0cae87"})]
+    assert calls[:1] == [[
         (base + "nsynth-train.jsonwav.tar.gz", {"md5": "fde6665a93865503ba598b9fac388660"}),
         (base + "nsynth-valid.jsonwav.tar.gz", {"md5": "87e94a00a19b6dbc99cf6d4c0c0cae87"}),
         (base + "nsynth-test.jsonwav.tar.gz", {"md5": "5e6f8719bf7e16ad0a00d518b78af77d"}),

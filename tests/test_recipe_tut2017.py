@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from recipe_helpers import parse_corpus, record_downloads
+from recipe_helpers import download, parse_corpus, record_downloads
 
 from dataset_recipes import RECIPES
 from dataset_recipes.tut2017 import ARCHIVES, RECIPE
@@ -74,7 +74,7 @@ def test_locate(tmp_path: Path) -> None:
 def test_download_fetches_the_official_archives(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     calls = record_downloads(monkeypatch)
-    assert RECIPE.download is not None and RECIPE.download(tmp_path) == tmp_path
+    assert download(RECIPE, tmp_path) == tmp_path
     urls = [u for u, _ in calls[0]]
     assert urls == list(ARCHIVES) and len(urls) == 19
     assert urls[0] == ("https://zenodo.org/records/400515/files/"

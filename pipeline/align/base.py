@@ -6,12 +6,14 @@ from typing import Protocol
 
 import numpy as np
 
+from pipeline.errors import UserError
+
 
 class AlignmentError(Exception):
     """An item that could not be aligned; the message is the reject reason."""
 
 
-class AlignConfigError(ValueError):
+class AlignConfigError(UserError, ValueError):
     """The alignment configuration cannot work (missing model, language without backend)."""
 
 

@@ -1,0 +1,1 @@
+"""Sample corpora material: bundled recordings and :mod:`.synth` sound generators."""

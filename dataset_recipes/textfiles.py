@@ -1,0 +1,238 @@
+"""Reading label files: each corpus's documented encoding, the line a record starts on, and
+linear time on files of millions of rows.
+
+Every reader here decodes one physical line at a time, so one bad byte costs one row,
+never the file: a line that is not valid in the corpus's encoding is decoded with the
+recipe's fallback where that is safe (see :class:`Encoding`), and otherwise becomes a
+:class:`~pipeline.record.Reject` naming the file, the line and the offending bytes.
+Line numbers are physical lines counted from 1; a CSV record whose quoted field spans
+several lines is reported at the line where it starts.
+
+JSON label files (one document, not one row per line) are decoded as UTF-8 with the
+undecodable bytes kept as escapes: an entry holding such bytes is a reject, the others
+are read.  :func:`json_members` and :func:`json_items` walk the top-level object or
+array once, giving each entry with the line it starts on.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import InputError
+from pipeline.record import Reject
+
+_BOM = b"\xef\xbb\xbf"
+_WS = re.compile(r"[ \t\n\r]*")
+_ESCAPED = re.compile(r"[\udc80-\udcff]+")
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How a corpus's label files are decoded, line by line.
+
+    ``primary`` is the corpus's documented encoding.  ``fallback`` decodes a line that is
+    not valid ``primary``; a recipe sets it only where that cannot change a target
+    silently: the corpus's authors read their files that way (Clotho-AQA: latin-1), or
+    every field the recipe uses comes from a closed ASCII vocabulary (ids, class names)
+    that the recipe checks anyway.  Without a fallback such a line is a reject.
+    """
+
+    primary: str = "utf-8"
+    fallback: str | None = None
+
+    def decode(self, raw: bytes) -> tuple[str, str | None]:
+        """``(text, None)``, or ``(text with U+FFFD, why)`` when neither the primary nor
+        the fallback encoding can decode ``raw``; ``why`` quotes the offending bytes."""
+        try:
+            return raw.decode(self.primary), None
+        except UnicodeDecodeError as err:
+            if self.fallback is not None:
+                return raw.decode(self.fallback, errors="replace"), None
+            return raw.decode(self.primary, errors="replace"), bad_bytes_reason(
+                raw[err.start:err.end], err.start, self.primary)
+
+
+UTF8 = Encoding()
+#: UTF-8, any other line as latin-1: for files whose used fields are plain ASCII anyway.
+UTF8_OR_LATIN1 = Encoding("utf-8", "latin-1")
+
+
+def bad_bytes_reason(bad: bytes, offset: int, encoding: str) -> str:
+    """The reason of a reject for text that could not be decoded: the bytes, where they
+    are (byte offset in the line or entry) and the fix."""
+    return (f"not valid {encoding}: bytes {bad!r} at byte {offset}; re-save the file as "
+            f"{encoding} (e.g. iconv -f <its encoding> -t {encoding})")
+
+
+def decoded_lines(path: Path, encoding: Encoding = UTF8
+                  ) -> Iterator[tuple[int, str, str | None]]:
+    """``(line number, text with its line ending, why it is undecodable or None)``."""
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            if n == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM):]
+            text, bad = encoding.decode(raw)
+            yield n, text, bad
+
+
+def read_lines(path: Path, src: str, recipe: str, split: str, encoding: Encoding = UTF8
+               ) -> Iterator[tuple[int, str] | Reject]:
+    """``(line number, text without line ending)`` of each non-blank line of a plain list
+    file, or a reject (``src``: the file's name in rejects) for a line that cannot be
+    decoded."""
+    for n, text, bad in decoded_lines(path, encoding):
+        if bad is not None:
+            yield Reject(recipe, split, src, bad, line=n)
+        elif text.strip():
+            yield n, text.rstrip("\r\n")
+
+
+def csv_records(path: Path, encoding: Encoding = UTF8, **fmt: Any
+                ) -> Iterator[tuple[int, list[str], str | None]]:
+    """``(first line, fields, problem or None)`` of each non-empty CSV record; ``fmt``
+    goes to :func:`csv.reader`.  The problem is an undecodable line of the record or a
+    CSV syntax error."""
+    state: dict[str, Any] = {"line": 0, "bad": None}
+
+    def feed() -> Iterator[str]:
+        for n, text, bad in decoded_lines(path, encoding):
+            state["line"] = n
+            if bad is not None and state["bad"] is None:
+                state["bad"] = bad
+            yield text
+
+    reader = csv.reader(feed(), **fmt)
+    while True:
+        start, state["bad"] = state["line"] + 1, None
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            yield start, [], f"malformed CSV record ({err})"
+            continue
+        if fields or state["bad"] is not None:
+            yield start, fields, state["bad"]
+
+
+def read_csv_rows(path: Path, src: str, recipe: str, split: str, required: tuple[str, ...],
+                  delimiter: str = ",", encoding: Encoding = UTF8
+                  ) -> Iterator[tuple[int, dict[str, str]] | Reject]:
+    """Yield ``(line the record starts on, row)`` for each data row, or a reject for a row
+    that is malformed (wrong field count, a required field empty, bytes not in the
+    corpus's encoding).  A file lacking a required column raises :class:`InputError`
+    naming the file and the columns it has."""
+    records = csv_records(path, encoding, delimiter=delimiter)
+    header: list[str] = []
+    for n, fields, bad in records:
+        if bad is not None:
+            raise InputError(f"{path} line {n}: the header cannot be read: {bad}")
+        header = fields
+        break
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {missing}; found {header}. "
+                         "Is this the official file, unmodified?")
+    for n, fields, bad in records:
+        if bad is not None:
+            yield Reject(recipe, split, src, bad, line=n)
+        elif len(fields) != len(header):
+            yield Reject(recipe, split, src, f"malformed row: expected {len(header)} fields",
+                         line=n)
+        else:
+            row = dict(zip(header, fields, strict=True))
+            empty = [c for c in required if not row[c].strip()]
+            if empty:
+                yield Reject(recipe, split, src, f"empty field(s) {empty}", line=n)
+            else:
+                yield n, row
+
+
+def read_json_text(path: Path) -> str:
+    """A JSON file's text; bytes that are not UTF-8 stay as escapes that
+    :func:`undecodable` finds in the entry holding them."""
+    data = path.read_bytes()
+    return data[len(_BOM):].decode("utf-8", "surrogateescape") if data.startswith(
+        _BOM) else data.decode("utf-8", "surrogateescape")
+
+
+def undecodable(text: str) -> str | None:
+    """Why ``text`` (from :func:`read_json_text`) holds bytes that were not UTF-8 (quoting
+    them), or ``None``."""
+    m = _ESCAPED.search(text)
+    if m is None:
+        return None
+    offset = len(text[:m.start()].encode("utf-8", "surrogateescape"))
+    return bad_bytes_reason(m.group().encode("utf-8", "surrogateescape"), offset, "utf-8")
+
+
+def _skip(text: str, pos: int) -> int:
+    return _WS.match(text, pos).end()  # type: ignore[union-attr]
+
+
+def _expect(text: str, pos: int, chars: str, what: str) -> str:
+    if pos >= len(text) or text[pos] not in chars:
+        raise json.JSONDecodeError(f"Expecting {what}", text, pos)
+    return text[pos]
+
+
+class _Lines:
+    """Line of a position in ``text``, counting newlines once (positions only grow)."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.pos, self.line = text, 0, 1
+
+    def at(self, pos: int) -> int:
+        self.line += self.text.count("\n", self.pos, pos)
+        self.pos = pos
+        return self.line
+
+
+def json_members(text: str, pos: int = 0) -> Iterator[tuple[int, str, Any, int, int]]:
+    """``(line, key, value, start, end)`` of each member of the JSON object at ``pos``
+    (whitespace skipped), in file order and in one pass; duplicate keys are all given.
+    ``start:end`` is the member's text.  Raises :class:`json.JSONDecodeError` (with
+    json's own message and position) at the first syntax error."""
+    decoder, lines = json.JSONDecoder(), _Lines(text)
+    pos = _skip(text, pos)
+    _expect(text, pos, "{", "'{'")
+    pos = _skip(text, pos + 1)
+    if text[pos:pos + 1] == "}":
+        return
+    while True:
+        _expect(text, pos, '"', "property name enclosed in double quotes")
+        start = pos
+        key, pos = decoder.raw_decode(text, pos)
+        pos = _skip(text, pos)
+        _expect(text, pos, ":", "':' delimiter")
+        value, pos = decoder.raw_decode(text, _skip(text, pos + 1))
+        yield lines.at(start), key, value, start, pos
+        pos = _skip(text, pos)
+        if _expect(text, pos, ",}", "',' delimiter") == "}":
+            return
+        pos = _skip(text, pos + 1)
+
+
+def json_items(text: str, pos: int) -> Iterator[tuple[int, Any, int, int]]:
+    """``(line, value, start, end)`` of each element of the JSON array at ``pos``, in one
+    pass; errors as :func:`json_members`."""
+    decoder, lines = json.JSONDecoder(), _Lines(text)
+    pos = _skip(text, pos)
+    _expect(text, pos, "[", "'['")
+    pos = _skip(text, pos + 1)
+    if text[pos:pos + 1] == "]":
+        return
+    while True:
+        start = pos
+        value, pos = decoder.raw_decode(text, pos)
+        yield lines.at(start), value, start, pos
+        pos = _skip(text, pos)
+        if _expect(text, pos, ",]", "',' delimiter") == "]":
+            return
+        pos = _skip(text, pos + 1)
