@@ -27,8 +27,8 @@ from typing import Literal
 import numpy as np
 import soundfile as sf
 
-SAMPLE_RATE = 16000
-MAX_SECONDS = 30.0
+from pipeline.format import MAX_SECONDS, SAMPLE_RATE
+
 LongAudioPolicy = Literal["reject", "truncate"]
 
 
@@ -230,9 +230,3 @@ def encode_flac(samples: np.ndarray) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, pcm, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
     return buf.getvalue()
-
-
-def decode_flac(data: bytes) -> tuple[np.ndarray, int]:
-    """Decode FLAC bytes to ``(int16 mono samples, sample rate)`` (for readers and tests)."""
-    pcm, sr = sf.read(io.BytesIO(data), dtype="int16")
-    return pcm, sr

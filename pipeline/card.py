@@ -11,6 +11,7 @@ from typing import Any
 
 from pipeline import tags
 from pipeline.card_plots import card_section
+from pipeline.format import INDEX_NAME, index_text
 from pipeline.recipe import CorpusInfo
 from pipeline.record import FORMAT_VERSION, Record, Reject
 from pipeline.stages import MAX_PROMPTS, BuildOptions
@@ -24,18 +25,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def write_index(out_dir: Path, name: str, parts: Sequence[dict[str, Any]]) -> None:
     """Write ``index.json`` in the wids shard-index format (plus a ``split`` per shard)."""
-    index = {
-        "__kind__": "wids-shard-index-v1",
-        "wids_version": 1,
-        "name": name,
-        "format_version": FORMAT_VERSION,
-        "shardlist": [
-            {"url": p["name"], "nsamples": p["nsamples"], "filesize": p["filesize"],
-             "md5sum": p["md5sum"], "split": p["split"]}
-            for p in parts
-        ],
-    }
-    _write_atomic(out_dir / "index.json", json.dumps(index, indent=1) + "\n")
+    _write_atomic(out_dir / INDEX_NAME, index_text(name, parts))
 
 
 def _split_report(split: str, role: str | None) -> dict[str, Any]:

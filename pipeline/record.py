@@ -12,15 +12,12 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-#: Version of the sample JSON layout written into every sample (``format_version``).
-FORMAT_VERSION = 1
+# The format's names (version, members, keys) are defined once, in pipeline.format.
+from pipeline.format import AUDIO_EXT, FORMAT_VERSION, KEY_RE, META_EXT, SAMPLE_RATE
 
-#: Members of a sample in a shard; readers refuse anything else.
-AUDIO_EXT = "flac"
-META_EXT = "json"
+__all__ = ["AUDIO_EXT", "FORMAT_VERSION", "KEY_RE", "META_EXT", "Label", "Record", "Reject",
+           "SampleMeta", "Word", "sanitize_key"]
 
-#: What a sample key may be (FORMAT.md): writers sanitize to it, readers refuse the rest.
-KEY_RE = re.compile(r"[A-Za-z0-9_\-]+")
 _KEY_BAD = re.compile(r"[^A-Za-z0-9_\-]")
 
 
@@ -154,7 +151,7 @@ class SampleMeta:
     duration: float
     language: str
     source: dict[str, str]
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     format_version: int = FORMAT_VERSION
     words: list[dict[str, Any]] | None = None
     truncated_from: float | None = None

@@ -3,7 +3,8 @@
 A shard is planned as a :class:`ShardSpec` (name + records) before any audio is read, so
 a rerun plans the same shards and can skip finished ones.  A shard is written under
 ``<name>.tmp`` and renamed when complete; members have fixed metadata (mtime 0, uid 0,
-mode 0644) and a fixed order, so the same input gives byte-identical tars.
+mode 0644) and a fixed order, so the same input gives byte-identical tars.  Keys and the
+JSON encoding follow :mod:`pipeline.format`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from pipeline.format import KEY_RE, json_bytes  # noqa: F401  (json_bytes: pipeline.stages)
 from pipeline.record import Record
 
 SHARD_PATTERN = "{recipe}-{split}-{index:06d}.tar"
@@ -75,11 +77,6 @@ def plan_shards(records: Iterable[Record], recipe: str, shard_size: int) -> list
     return specs
 
 
-def json_bytes(obj: Any) -> bytes:
-    """Canonical JSON encoding used for every JSON member (sorted keys, UTF-8)."""
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.size = size
@@ -115,8 +112,9 @@ def write_tar(path: Path, samples: Sequence[tuple[str, dict[str, bytes]]]) -> tu
     shards at once before it writes ``index.json`` (:func:`sync_files`).
     """
     for key, _ in samples:
-        if "." in key or "/" in key:
-            raise ValueError(f"sample key {key!r} must not contain dots or slashes")
+        if not KEY_RE.fullmatch(key):
+            raise ValueError(f"sample key {key!r} must match [A-Za-z0-9_-]+ (no dots or "
+                             "slashes; FORMAT.md, Keys)")
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as f:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
+from pipeline.format import MAX_SECONDS
+
 # ---------------------------------------------------------------- token list (as data)
 #: Spoken/text languages that have a token, in the released order.
 LANGUAGES: tuple[str, ...] = ("en", "zh", "de", "es", "ko", "fr", "ja", "it")
@@ -125,7 +127,7 @@ _TOKEN_RE = re.compile(r"<\|[^<>]*?\|>")
 _TIME_RE = re.compile(r"<\|(\d{1,2}\.\d{2})\|>")
 
 #: Audio longer than this is never fed whole to Qwen-Audio (480,000 samples at 16 kHz).
-MAX_AUDIO_SECONDS = 30.0
+MAX_AUDIO_SECONDS = MAX_SECONDS
 
 
 class TagError(ValueError):

@@ -18,16 +18,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.reader import (
+from pipeline.format import (
+    AUDIO_EXT,
     INDEX_NAME,
+    META_EXT,
     FormatError,
     ShardRef,
+    count_problem,
     decode_flac,
     iter_raw,
+    load_index,
     parse_meta,
-    resolve_shards,
 )
-from pipeline.record import AUDIO_EXT, META_EXT
 from pipeline.shards import file_md5
 
 #: Largest accepted gap between the JSON ``duration`` and the decoded length (seconds).
@@ -122,8 +124,9 @@ def _check_shard(ref: ShardRef, result: VerifyResult, keys: dict[str, dict[str, 
             _check_sample(key, members, ref, summary, problems)
     except FormatError as err:
         problems.append(f"{err}")
-    if ref.nsamples is not None and count != ref.nsamples:
-        problems.append(f"{name}: holds {count} samples, {INDEX_NAME} says {ref.nsamples}")
+    problem = count_problem(name, count, ref.nsamples)
+    if problem:
+        problems.append(problem)
 
 
 def _check_report(result: VerifyResult) -> None:
@@ -152,7 +155,7 @@ def verify(out_dir: str | Path) -> VerifyResult:
                                "(rerun make build-dataset) or this is not an output directory")
         return result
     try:
-        refs = resolve_shards(out / INDEX_NAME)
+        refs = load_index(out / INDEX_NAME).shards
     except FormatError as err:
         result.problems.append(str(err))
         return result

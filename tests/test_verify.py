@@ -99,7 +99,8 @@ def test_unlisted_shard_and_stale_count_fail(out: Path) -> None:
     index["shardlist"][0]["nsamples"] = 5
     (out / "index.json").write_text(json.dumps(index))
     assert verify(out).problems == [
-        "clotho-development-000000.tar: holds 4 samples, index.json says 5",
+        "clotho-development-000000.tar: holds 4 samples, index.json says 5; the shard is "
+        "damaged or stale, rebuild it",
         "clotho-evaluation-000009.tar: not listed in index.json; remove it or rebuild",
     ]
 

@@ -25,13 +25,13 @@ import numpy as np
 
 from pipeline.align.base import AlignConfigError, AlignmentError, Backend
 from pipeline.align.text import Token, tokenize
+from pipeline.format import SAMPLE_RATE
 from pipeline.record import Word
 
 __all__ = [
     "AlignConfig", "AlignConfigError", "Aligner", "AlignmentError", "Word", "make_aligner",
 ]
 
-SAMPLE_RATE = 16000
 BACKENDS = ("pocketsphinx", "whisperx")
 _SPHINX_LANGUAGES = frozenset({"en"})
 

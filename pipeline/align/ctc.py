@@ -19,8 +19,8 @@ import numpy as np
 
 from pipeline.align.base import AlignConfigError, AlignmentError
 from pipeline.align.text import CHARACTER_LANGUAGES
+from pipeline.format import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
 _WORD_DELIMITER = "|"
 
 

@@ -40,6 +40,7 @@ import numpy as np
 from pipeline.align.base import AlignmentError
 from pipeline.align.g2p import G2PError, pronounce
 from pipeline.align.refine import refine_pause_edges
+from pipeline.format import SAMPLE_RATE
 
 _FILLERS = frozenset({"<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]"})
 _VARIANT_RE = re.compile(r"\(\d+\)$")
@@ -76,7 +77,7 @@ def _decoder(beam: float, wbeam: float, silprob: float) -> Any:
     from pocketsphinx import Decoder
 
     return Decoder(
-        samprate=16000, lm=None, bestpath=False, beam=beam, wbeam=wbeam,
+        samprate=SAMPLE_RATE, lm=None, bestpath=False, beam=beam, wbeam=wbeam,
         silprob=silprob, loglevel="FATAL",
     )
 
