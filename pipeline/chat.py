@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import yaml
 
 from pipeline.chat_facts import FIELDS, Fact, sample_facts
+from pipeline.format import SAMPLE_RATE
 from pipeline.tags import AUDIO_END, AUDIO_PAD, AUDIO_START
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
@@ -45,7 +46,7 @@ _MARK = "\x00"  # stands for an audio while a user turn is split around its audi
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[1] / "conf" / "chat" / "templates.yaml"
 #: Qwen-Audio's context (``seq_length`` of the released config) and tokens of a 30 s clip.
 DEFAULT_MAX_TOKENS = 2048
-SAMPLE_RATE, HOP, MIN_SAMPLES, MAX_SAMPLES = 16000, 160, 640, 480000
+HOP, MIN_SAMPLES, MAX_SAMPLES = 160, 640, 480000
 
 
 def audio_pad_count(num_samples: int) -> int:

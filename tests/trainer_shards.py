@@ -98,7 +98,7 @@ def write_set(
             shardlist.append({"url": name, "nsamples": size, "filesize": len(data),
                               "md5sum": hashlib.md5(data).hexdigest(), "split": split})
     index = {"__kind__": "wids-shard-index-v1", "wids_version": 1, "name": recipe,
-             "shardlist": shardlist}
+             "format_version": 1, "shardlist": shardlist}
     (out / "index.json").write_text(json.dumps(index))
     return out / "index.json"
 

@@ -1,6 +1,7 @@
 """Training streams and once-through evaluation sets over shard sets.
 
-Shards are read with the ``webdataset`` library (:mod:`trainer.reader`); the FLAC bytes
+Shards are read by :mod:`trainer.reader` under the rules of :mod:`pipeline.format` (a
+refused shard raises out of the stream: training stops, it never skips it); the FLAC bytes
 travel undecoded with each pair and are decoded only for this rank's batches.
 
 Training (every rank runs exactly ``steps_per_epoch`` batches, no hang):
@@ -75,7 +76,7 @@ def task_stream(shards: list[Shard], task: str, rng: random.Random, buffer: int)
         empty = 0
         for shard in resampled_shards(shards, rng):
             found = False
-            for key, meta, audio in read_shard(shard.path):  # streamed, sample by sample
+            for key, meta, audio in read_shard(shard.path, shard.nsamples):  # streamed
                 entries = entries_of(key, meta, audio, shard.set_name, tasks)
                 if entries:
                     found = True

@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from transformers import WhisperFeatureExtractor
 
+from pipeline.format import SAMPLE_RATE
 from pipeline.tags import TASKS
 from trainer.reader import Pair
 from trainer.tokenizer import QwenAudioTokenizer
 
 IGNORE = -100
-SAMPLE_RATE = 16000
 HOP = 160  # samples per mel frame (100 frames/s)
 MIN_SAMPLES = 4 * HOP  # shorter clips are zero-padded so that they keep one audio token
 TASK_NAMES: tuple[str, ...] = tuple(TASKS)

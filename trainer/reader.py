@@ -1,39 +1,56 @@
-"""Read shard sets: ``index.json`` files, the mixture file, and samples from tar shards.
+"""Read shard sets for training: ``index.json`` files, the mixture file, samples as pairs.
 
-Shards are WebDataset tars (``<key>.flac`` + ``<key>.json``), read with the ``webdataset``
-library's tar iteration (``webdataset.tariterators``: stream the tar, group members into
-samples by key).  Only ``flac`` and ``json`` members are ever read; anything else (a
-``.pyd`` pickle, a ``.npy``) is skipped by the member filter before its bytes are read,
-and nothing is decoded except the JSON and, when its batch is decoded, the FLAC.  A
-sample whose members are not exactly ``<key>.flac`` + ``<key>.json`` (a key with a dot
-shows up as an extension such as ``b.flac``), a key outside ``[A-Za-z0-9_-]`` or a key
-repeated in a shard is refused with an error naming the shard and the key.
+Every format rule comes from :mod:`pipeline.format`, the module that ``pipeline.reader``
+and ``make verify`` use: one tar walker (:func:`pipeline.format.iter_raw`) that refuses
+links, ``..``, absolute names, devices, oversized and unknown members (a ``.pyd`` pickle, a
+``.npy``) before reading a byte of them; sample JSON checked against the format
+(:func:`pipeline.format.parse_meta`: bad JSON, missing or unknown fields, a newer
+``format_version``); an ``index.json`` whose kind, version or shard urls are wrong
+(:func:`pipeline.format.load_index`); a shard that holds another number of samples than
+its index says.  Every refusal is a :class:`~pipeline.format.FormatError` naming the shard
+and the member or key, the same error ``pipeline.reader`` raises.
 
-FLAC bytes stay undecoded in an :class:`AudioRef` until a batch is decoded; metadata-only
-reads (task discovery, tokenizer texts, evaluation plans) drop them as they stream by.
+A refused shard fails the training run loudly: the error propagates out of the training
+stream (and out of a data loader worker) instead of the shard being skipped, because a
+silently skipped shard would change the task mixture without anyone noticing.  Run
+``make verify OUT=<dir>`` to list every problem of a shard set at once.
+
+What is the trainer's own sits on top: :class:`Pair` (one clip with one task entry),
+FLAC bytes kept undecoded in an :class:`AudioRef` until a batch is decoded, and a
+per-process cache of metadata-only reads (task discovery, tokenizer texts and
+evaluation plans come back to the same shards).
 """
 
 from __future__ import annotations
 
 import functools
-import io
-import json
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
-import soundfile as sf
-from webdataset import tariterators
 
+from pipeline.format import (
+    AUDIO_EXT,
+    INDEX_KIND,
+    MEMBER_EXTS,
+    META_EXT,
+    FormatError,
+    decode_flac,
+    iter_raw,
+    load_index,
+    parse_meta,
+)
 from pipeline.mixture import load_mixture
-from pipeline.record import KEY_RE
 
-INDEX_KIND = "wids-shard-index-v1"
 ROLES = ("train", "valid", "test")
-MEMBERS = ("flac", "json")  # the members of a sample, and the only ones ever read
+MEMBERS = MEMBER_EXTS  # the members of a sample, and the only ones accepted
+__all__ = [
+    "INDEX_KIND", "MEMBERS", "ROLES", "AudioRef", "FormatError", "Pair", "Shard",
+    "entries_of", "load_audio", "pairs_of", "read_index", "read_metadata", "read_mixture",
+    "read_shard", "select_shards",
+]
 
 
 @dataclass(frozen=True)
@@ -49,16 +66,13 @@ class AudioRef:
     data: bytes | None = field(default=None, repr=False)
 
     def read(self) -> np.ndarray:
-        """Decode to float32 mono samples at 16 kHz."""
+        """Decode to float32 mono samples at 16 kHz (:class:`FormatError` for anything else)."""
         if self.data is None:
             raise RuntimeError(
                 f"{self.path}: the FLAC bytes of {self.key!r} were not loaded "
                 "(a metadata-only pair; read it with read_shard or load_audio)"
             )
-        audio, sr = sf.read(io.BytesIO(self.data), dtype="float32")
-        if sr != 16000:
-            raise ValueError(f"{self.path}: sample {self.key!r} has {sr} Hz, not 16000")
-        return audio if audio.ndim == 1 else audio.mean(axis=1)
+        return decode_flac(self.data, self.key, self.path)
 
 
 @dataclass(frozen=True)
@@ -86,21 +100,20 @@ class Pair:
 
 
 def read_index(path: str | Path, set_name: str | None = None) -> list[Shard]:
-    """Shards listed by an ``index.json`` (paths resolved against the index's folder)."""
-    path = Path(path)
-    try:
-        index = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"shard index not found: {path}; build the shards first (make demo)"
-        ) from None
-    if index.get("__kind__") != INDEX_KIND:
-        raise ValueError(f"{path}: not a shard index (__kind__ must be {INDEX_KIND!r})")
-    name = set_name or index.get("name") or path.parent.name
-    return [
-        Shard(str(path.parent / s["url"]), int(s["nsamples"]), str(s["split"]), name)
-        for s in index["shardlist"]
-    ]
+    """Shards listed by an ``index.json`` (paths resolved against the index's folder).
+
+    The index is checked by :func:`pipeline.format.load_index`; the trainer also needs
+    each shard's ``nsamples`` and ``split``.
+    """
+    index = load_index(path)
+    name = set_name or index.name or index.path.parent.name
+    shards = []
+    for ref in index.shards:
+        if ref.nsamples is None or ref.split is None:
+            raise FormatError(f"{index.path}: shard {ref.path.name!r} has no nsamples or no "
+                              "split; the trainer needs both (rebuild with make build-dataset)")
+        shards.append(Shard(str(ref.path), ref.nsamples, ref.split, name))
+    return shards
 
 
 def read_mixture(path: str | Path) -> dict[str, Any]:
@@ -137,62 +150,42 @@ def select_shards(
     return by_role
 
 
-def _flac_or_json(name: str) -> bool:
-    """Member filter of the tar iteration: other members are skipped unread."""
-    return name.endswith((".flac", ".json"))
-
-
-def _samples(path: str, stream: BinaryIO) -> Iterator[dict[str, Any]]:
-    """The tar's members grouped by key (``webdataset`` tar iteration, flac/json only)."""
-    files = tariterators.tar_file_expander(
-        [{"url": path, "stream": stream}], select_files=_flac_or_json
-    )
-    try:
-        yield from tariterators.group_by_keys(files, lcase=False)
-    except (ValueError, tarfile.TarError) as exn:  # a member twice, a damaged tar
-        raise ValueError(f"{path}: {exn.args[0] if exn.args else exn}") from exn
-
-
-def read_shard(path: str) -> Iterator[tuple[str, dict[str, Any], AudioRef]]:
+def read_shard(
+    path: str, nsamples: int | None = None, audio: bool = True
+) -> Iterator[tuple[str, dict[str, Any], AudioRef]]:
     """``(key, meta, audio)`` of every sample of a shard, in tar order, streamed.
 
-    ``audio`` holds the sample's FLAC bytes, undecoded.  The shard is read with
-    ``webdataset.tariterators`` (one sequential pass; no byte offsets, no extraction).
-    Raises ``ValueError`` naming the shard and the key for a sample that is not exactly
-    ``<key>.flac`` + ``<key>.json``, a key outside ``[A-Za-z0-9_-]`` (a dot included) or
-    a key repeated in the shard.
+    ``audio`` holds the sample's FLAC bytes, undecoded (with ``audio=False`` they are
+    skipped unread and the :class:`AudioRef` holds none).  ``nsamples`` (the index's
+    count) makes a shard holding another number of samples an error after its last
+    sample.  Raises :class:`~pipeline.format.FormatError` naming the shard and the member
+    or key for anything :mod:`pipeline.format` refuses.
     """
-    seen: set[str] = set()
-    with open(path, "rb") as stream:
-        for sample in _samples(path, stream):
-            key = sample["__key__"]
-            members = tuple(sorted(k for k in sample if not k.startswith("__")))
-            if members != MEMBERS:
-                raise ValueError(
-                    f"{path}: sample {key!r} has members {list(members)}; a sample is "
-                    "exactly <key>.flac + <key>.json, adjacent, and a key has no dot"
-                )
-            if not KEY_RE.fullmatch(key):
-                raise ValueError(f"{path}: sample key {key!r} is not [A-Za-z0-9_-]+")
-            if key in seen:
-                raise ValueError(f"{path}: sample key {key!r} appears twice in the shard")
-            seen.add(key)
-            yield key, json.loads(sample["json"]), AudioRef(path, key, sample["flac"])
+    for key, members in iter_raw(path, read_audio=audio, nsamples=nsamples):
+        meta = parse_meta(members[META_EXT], key, path)
+        yield key, meta, AudioRef(path, key, members[AUDIO_EXT] if audio else None)
 
 
-def read_metadata(path: str) -> tuple[tuple[str, dict[str, Any]], ...]:
-    """``(key, meta)`` of every sample of a shard (FLAC bytes dropped as they stream by).
+def read_metadata(
+    path: str, nsamples: int | None = None
+) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """``(key, meta)`` of every sample of a shard (FLAC members checked, never read).
 
     Cached per process (task discovery, tokenizer texts and evaluation plans come back to
     the same shards); a shard rewritten since (a rebuild) is read again.
     """
-    st = Path(path).stat()
-    return _read_metadata(path, st.st_mtime_ns, st.st_size)
+    try:
+        st = Path(path).stat()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"shard not found: {path}; rebuild it or fix the path") from None
+    return _read_metadata(path, st.st_mtime_ns, st.st_size, nsamples)
 
 
 @functools.lru_cache(maxsize=64)
-def _read_metadata(path: str, mtime_ns: int, size: int) -> tuple[tuple[str, dict[str, Any]], ...]:
-    return tuple((key, meta) for key, meta, _ in read_shard(path))
+def _read_metadata(
+    path: str, mtime_ns: int, size: int, nsamples: int | None
+) -> tuple[tuple[str, dict[str, Any]], ...]:
+    return tuple((key, meta) for key, meta, _ in read_shard(path, nsamples, audio=False))
 
 
 def entries_of(
@@ -217,10 +210,10 @@ def pairs_of(
     """
     out: list[Pair] = []
     if audio:
-        for key, meta, ref in read_shard(shard.path):
+        for key, meta, ref in read_shard(shard.path, shard.nsamples):
             out += entries_of(key, meta, ref, shard.set_name, tasks)
     else:
-        for key, meta in read_metadata(shard.path):
+        for key, meta in read_metadata(shard.path, shard.nsamples):
             out += entries_of(key, meta, AudioRef(shard.path, key), shard.set_name, tasks)
     return out
 
@@ -234,5 +227,5 @@ def load_audio(wanted: set[tuple[str, str]]) -> dict[tuple[str, str], AudioRef]:
                 out[path, key] = ref
     missing = sorted(wanted - set(out))
     if missing:
-        raise ValueError(f"samples not found in their shards (rebuilt since?): {missing[:3]}")
+        raise FormatError(f"samples not found in their shards (rebuilt since?): {missing[:3]}")
     return out
