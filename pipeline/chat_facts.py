@@ -30,11 +30,11 @@ FIELDS: dict[str, frozenset[str]] = {
     "word_time": frozenset({"word", "start", "end"}),
     "word_at": frozenset({"time", "word"}),
     "caption": frozenset({"text", "text_lc"}),
-    "scene": frozenset({"label"}),
-    "event": frozenset({"label"}),
-    "emotion": frozenset({"label"}),
-    "vocal_sound": frozenset({"label"}),
-    "genre": frozenset({"label"}),
+    "scene": frozenset({"label", "label_lc"}),
+    "event": frozenset({"label", "label_lc"}),
+    "emotion": frozenset({"label", "label_lc"}),
+    "vocal_sound": frozenset({"label", "label_lc"}),
+    "genre": frozenset({"label", "label_lc"}),
     "music_caption": frozenset({"text", "text_lc"}),
     "instrument": frozenset({"instrument"}),
     "pitch": frozenset({"pitch"}),
@@ -137,7 +137,7 @@ def _entry_facts(entry: dict[str, str], rng: random.Random) -> list[Fact]:
     if task in _TEXT_KINDS:
         return [_fact(_TEXT_KINDS[task], task, text=target, text_lc=lower_first(target))]
     if task in _LABEL_KINDS:
-        return [_fact(_LABEL_KINDS[task], task, label=target)]
+        return [_fact(_LABEL_KINDS[task], task, label=target, label_lc=target.lower())]
     if task == "mna":
         m = _NOTE_RE.match(target)
         if not m:

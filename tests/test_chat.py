@@ -26,7 +26,15 @@ from pipeline.chat import (
     single,
     token_length,
 )
-from pipeline.tags import aac_prompt, aqa_prompt, asc_prompt, asr_prompt, s2tt_prompt
+from pipeline.tags import (
+    aac_prompt,
+    aqa_prompt,
+    asc_prompt,
+    asr_prompt,
+    s2tt_prompt,
+    ser_prompt,
+    vsc_prompt,
+)
 from trainer.tokenizer import QwenAudioTokenizer
 
 SYSTEM = "You are a helpful assistant."
@@ -183,6 +191,10 @@ def test_answers_come_from_the_labels(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("tasks", "question", "answer"), [
     ([{"task": "asc", "prompt": asc_prompt(), "target": "bus"}],
      "What is the acoustic scene?", "The acoustic scene is bus."),
+    ([{"task": "vsc", "prompt": vsc_prompt(), "target": "Cough"}],
+     "What vocal sound does the person make?", "The person makes a cough sound."),
+    ([{"task": "ser", "prompt": ser_prompt(), "target": "neutral"}],
+     "What emotion does the speaker express?", "The speaker sounds neutral."),
     ([{"task": "aac", "prompt": aac_prompt(), "target": "A dog barks."}],
      "Describe the audio.", "A dog barks."),
     ([{"task": "aqa", "prompt": aqa_prompt("is it raining?"), "target": "yes"}],
