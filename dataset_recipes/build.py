@@ -10,19 +10,24 @@ This is the layer that knows the recipe registry; it hands a recipe to
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
 
 from dataset_recipes import RECIPES, get_recipe
-from pipeline.build import BuildError, align_languages, run_build
+from pipeline.build import BuildPlan, align_languages, plan_build, run_builds
+from pipeline.errors import ConfigError, UserError
 from pipeline.mixture import write_mixture
-from pipeline.recipe import CorpusNotFound, Recipe
+from pipeline.recipe import Recipe
 from pipeline.record import Record, Reject
 from pipeline.stages import BuildOptions
 
@@ -46,14 +51,45 @@ def _corpus_dir(recipe: Recipe, cfg: DictConfig, several: bool) -> Path:
     root is ``data/raw``, or ``data/samples`` where the sample corpora are written)."""
     name = recipe.info.name
     if cfg.source not in ("raw", "sample"):
-        raise ValueError(f"source={cfg.source!r}: choose raw, sample or hf")
+        raise ConfigError(f"source={cfg.source!r}: choose raw, sample or hf")
     default_root = Path("data/samples" if cfg.source == "sample" else "data/raw")
     if cfg.raw is None:
         base = default_root / name
     else:
         base = Path(cfg.raw) / name if several else Path(cfg.raw)
     base = base.resolve()  # absolute: Ray workers may run in another folder or machine
-    return recipe.locate(recipe.make_sample(base) if cfg.source == "sample" else base)
+    return recipe.locate(sample_corpus(recipe, base) if cfg.source == "sample" else base)
+
+
+SAMPLE_STAMP = ".sample.json"
+
+
+def _samples_version() -> str:
+    """Hash of the code and material the sample corpora are made from (dataset_recipes/)."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def sample_corpus(recipe: Recipe, base: Path) -> Path:
+    """Write ``recipe``'s sample corpus into ``base`` once; later builds reuse it while the
+    recipes' code is unchanged (``base/.sample.json`` records the version it was made by).
+    Returns the folder to pass to ``recipe.locate``."""
+    stamp = base / SAMPLE_STAMP
+    version = _samples_version()
+    try:
+        made = json.loads(stamp.read_text())
+        if made["version"] == version and (base / made["root"]).is_dir():
+            return base / made["root"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    stamp.unlink(missing_ok=True)
+    root = Path(recipe.make_sample(base)).resolve()
+    stamp.write_text(json.dumps({"version": version, "root": str(root.relative_to(base))}))
+    return root
 
 
 def _options(recipe: Recipe, cfg: DictConfig) -> BuildOptions:
@@ -75,6 +111,8 @@ class Job:
     out: Path
     options: BuildOptions
     items: list[Record | Reject]
+    #: language -> why its records get no SRWT in this build
+    align_skipped: dict[str, str] = field(default_factory=dict)
 
 
 def plan_job(name: str, cfg: DictConfig, out: Path, several: bool) -> Job:
@@ -84,22 +122,48 @@ def plan_job(name: str, cfg: DictConfig, out: Path, several: bool) -> Job:
         from dataset_recipes.hf_sources import HF_AUDIO_DIR, hf_recipe
 
         if not cfg.get("hf") or several:
-            raise ValueError("source=hf needs one recipe and hf=<hub id or local dataset dir>")
+            raise ConfigError("source=hf needs one recipe and hf=<hub id or local dataset dir>")
         recipe, corpus = hf_recipe(name, str(cfg.hf)), (out / HF_AUDIO_DIR).resolve()
     else:
         corpus = _corpus_dir(recipe, cfg, several)
     return Job(name, recipe, corpus, out, _options(recipe, cfg), list(recipe.prepare(corpus)))
 
 
-def check_alignment(jobs: list[Job]) -> None:
-    """Fail before any audio work when a language that needs alignment cannot be aligned."""
+def check_alignment(jobs: list[Job], sample: bool = False) -> None:
+    """Fail before any audio work when a language that needs alignment cannot be aligned.
+
+    A sample build (``sample=True``) instead builds a language whose model is not on this
+    machine without SRWT, says so once, and records why in the report and card of each
+    recipe it concerns.  Languages in ``align.skip_languages`` are recorded the same way.
+    """
     align = next((j.options.align for j in jobs if j.options.align), None)
     if align is None:
         return
     from pipeline.align import AlignConfig, make_aligner
 
-    languages = align_languages(i for j in jobs for i in j.items if isinstance(i, Record))
-    make_aligner(AlignConfig.from_dict(align)).check(languages)
+    aligner = make_aligner(AlignConfig.from_dict(align))
+    needed = {j.name: align_languages(i for i in j.items if isinstance(i, Record))
+              for j in jobs}
+    languages = set().union(*needed.values())
+    missing = aligner.unavailable(languages) if sample else {}
+    aligner.check(languages - set(missing))
+    configured = set(aligner.cfg.skip_languages)
+    for lang, err in missing.items():  # said once, at the start
+        names = ", ".join(sorted(n for n, langs in needed.items() if lang in langs))
+        print(f"note: {names} (sample): no alignment model for {lang!r} on this machine, so "
+              f"its items are built with ASR only, without SRWT. {err}", file=sys.stderr)
+    for job in jobs:
+        skipped = {lang: "left out by align.skip_languages" for lang in needed[job.name]
+                   if lang in configured}
+        skipped |= {lang: "sample build on a machine without the alignment model: "
+                    f"{getattr(err, 'what', err)}"
+                    for lang, err in missing.items() if lang in needed[job.name]}
+        if not skipped or job.options.align is None:
+            continue
+        job.align_skipped = skipped
+        skip = sorted(configured | (set(missing) & needed[job.name]))
+        job.options = dataclasses.replace(
+            job.options, align={**job.options.align, "skip_languages": skip})
 
 
 def build(cfg: DictConfig) -> list[tuple[Job, dict[str, Any]]]:
@@ -112,35 +176,36 @@ def build(cfg: DictConfig) -> list[tuple[Job, dict[str, Any]]]:
         out = root / name if root else Path(cfg.out or f"data/shards/{name}")
         try:
             jobs.append(plan_job(name, cfg, out, several))
-        except (CorpusNotFound, ValueError) as err:
+        except UserError as err:  # any other exception is a bug: it keeps its traceback
             problems.append(f"[{name}] {err}")
     if problems:
-        raise ValueError("\n".join(problems))
-    check_alignment(jobs)
-    done = []
+        raise ConfigError("\n".join(problems))
+    check_alignment(jobs, sample=cfg.source == "sample")
+    plans = []
     for job in jobs:
         log.info("building %s from %s into %s", job.name, job.corpus, job.out)
-        report = run_build(job.recipe, job.corpus, job.out, job.options, items=job.items,
-                           runner=cfg.runner, workers=cfg.workers, progress=cfg.progress)
-        print(f"{job.name}: {report['samples']} samples, {report['hours']:.4f} h, "
-              f"{report['rejects']} rejects -> {job.out}")
-        done.append((job, report))
+        plans.append(plan_build(job.recipe, job.corpus, job.out, job.options, items=job.items,
+                                align_skipped=job.align_skipped))
+
+    def done(plan: BuildPlan, report: dict[str, Any]) -> None:
+        tqdm.write(f"{plan.name}: {report['samples']} samples, {report['hours']:.4f} h, "
+                   f"{report['rejects']} rejects -> {plan.out_dir}", file=sys.stdout)
+
+    reports = run_builds(plans, runner=cfg.runner, workers=cfg.workers, progress=cfg.progress,
+                         pictures="process" if cfg.card_pictures else "off", done=done)
     if root is not None:
         print(f"mixture: {write_mixture(root)}")
-    return done
+    return list(zip(jobs, reports, strict=True))
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="build")
 def main(cfg: DictConfig) -> None:
     """Build one or several recipes; several also write ``mixture.json`` in the root."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from pipeline.align.base import AlignConfigError
-
     try:
         build(cfg)
-    except (KeyError, ValueError, BuildError, AlignConfigError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {msg}", file=sys.stderr)
+    except UserError as err:  # bad input or options; any other exception keeps its traceback
+        print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -1,9 +1,13 @@
 """The build job: records -> shards + index.json + report.json + rejects.jsonl + card.
 
-:func:`run_build` plans shards from a recipe's records, writes the missing ones with Ray
-Data (local Ray by default, the cluster named by ``RAY_ADDRESS`` otherwise) or with a
-plain in-process loop (``runner="local"``), then assembles the index, report, rejects
-and dataset card.  The same :class:`~pipeline.stages.SampleMaker` runs in both.
+:func:`plan_build` plans a recipe's shards from its records; :func:`run_builds` writes
+the missing shards of all the recipes of a command with one runner, Ray Data
+(:mod:`pipeline.build_ray`: local Ray, or the cluster named by ``RAY_ADDRESS``) or a plain
+in-process loop, then assembles each recipe's index, report, rejects and dataset card.
+``runner="auto"`` picks the in-process loop for work too small to repay Ray's start-up
+(:data:`AUTO_LOCAL_ITEMS`).  The same :class:`~pipeline.stages.SampleMaker` runs in both,
+so the output is byte-identical whichever runner wrote it.  :func:`run_build` is the one
+recipe case.
 
 Rerunning skips every shard whose file and part record exist with the same content hash,
 so an interrupted build resumes, and an unchanged build rewrites nothing.  The final
@@ -17,13 +21,16 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from pipeline.card import write_card, write_index, write_report
+from pipeline.card import card_shards, write_card, write_index, write_report
+from pipeline.card_pictures import CardPictures
+from pipeline.errors import UserError
 from pipeline.recipe import Recipe
 from pipeline.record import Record, Reject
 from pipeline.shards import ShardSpec, plan_shards, sync_files
@@ -40,23 +47,31 @@ log = logging.getLogger(__name__)
 FINAL_FILES = ("index.json", "report.json", "rejects.jsonl", "README.md")
 
 
-class BuildError(RuntimeError):
+class BuildError(UserError, RuntimeError):
     """The build could not finish; the message says what failed and what to do."""
 
 
-def collect(recipe: Recipe, items: Iterable[Record | Reject]) -> tuple[list[Record], list[Reject]]:
-    """Split a recipe's output into records and rejects; duplicate keys become rejects."""
+def _where(rec: Record) -> str:
+    """``<label file> line <n>`` of a record, or its audio file when it has no listing."""
+    return f"{rec.listing} line {rec.line}" if rec.listing and rec.line else rec.source
+
+
+def collect(items: Iterable[Record | Reject]) -> tuple[list[Record], list[Reject]]:
+    """Split a recipe's output into records and rejects.  A second record with a key
+    already taken in its split (the same item listed twice) becomes a reject naming the
+    label file and line of both."""
     records: list[Record] = []
     rejects: list[Reject] = []
-    seen: dict[tuple[str, str], str] = {}
+    seen: dict[tuple[str, str], Record] = {}
     for item in items:
         if isinstance(item, Reject):
             rejects.append(item)
             continue
-        first = seen.setdefault((item.split, item.key), item.source)
-        if first != item.source:
-            rejects.append(Reject(item.recipe, item.split, item.source,
-                                  f"duplicate sample key {item.key!r} (first: {first})"))
+        first = seen.setdefault((item.split, item.key), item)
+        if first is not item:
+            rejects.append(Reject(item.recipe, item.split, item.listing or item.source,
+                                  f"duplicate sample key {item.key!r}: {item.source} again "
+                                  f"(first: {_where(first)})", line=item.line, key=item.key))
             continue
         records.append(item)
     return records, rejects
@@ -94,135 +109,75 @@ def _clean(out_dir: Path, recipe: str, planned: set[str]) -> None:
             (out_dir / PARTS_DIR / f"{path.name}.json").unlink(missing_ok=True)
 
 
-def _run_local(todo: list[tuple[ShardSpec, str]], out_dir: Path,
-               options: BuildOptions) -> Iterator[dict[str, Any]]:
-    maker = SampleMaker(options)
-    for spec, digest in todo:
-        try:
-            yield write_shard(spec, out_dir, maker, digest)
-        except Exception as err:  # noqa: BLE001 - reported per shard, build fails at the end
-            yield crash_part(spec, digest, err)
+#: ``runner=auto`` builds in this process when the whole command has less work than this,
+#: counted in items to write, an item to align counting as :data:`ALIGN_WEIGHT`.  On the
+#: 2-core reference machine an in-process build writes 30-300 items a second (44.1 kHz
+#: stereo WAV re-encoded to kept LibriSpeech FLAC) while Ray costs ~5 s to start before its
+#: first shard, so under ~500 items the in-process build finishes first or about as soon.
+AUTO_LOCAL_ITEMS = 500
+#: An item to align costs about ten unaligned ones (pocketsphinx at 0.013 x real time
+#: against ~0.001 x for decoding and writing the FLAC).
+ALIGN_WEIGHT = 10
+RUNNERS = ("auto", "ray", "local")
 
 
-class _RayShardWriter:
-    """Ray actor: builds its SampleMaker (and aligner) once, then writes shards."""
+@dataclass
+class BuildPlan:
+    """One recipe of a command, planned: its records, shards, and which are still to write."""
 
-    def __init__(self, out_dir: str, options: dict[str, Any]) -> None:
-        self.out_dir = Path(out_dir)
-        self.maker = SampleMaker(BuildOptions(**options))
+    recipe: Recipe
+    corpus_dir: Path
+    out_dir: Path
+    options: BuildOptions
+    records: list[Record]
+    parse_rejects: list[Reject]
+    specs: list[ShardSpec]
+    parts: dict[str, dict[str, Any]]
+    todo: list[tuple[ShardSpec, str]]
+    #: language -> why its records get no SRWT in this build (see the report)
+    align_skipped: dict[str, str] = field(default_factory=dict)
+    start: float = field(default_factory=time.monotonic)
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
-        results = []
-        for spec_json, digest in zip(batch["spec"], batch["digest"], strict=True):
-            spec = ShardSpec.from_json(json.loads(spec_json))
-            try:
-                part = write_shard(spec, self.out_dir, self.maker, digest)
-            except Exception as err:  # noqa: BLE001 - reported per shard
-                part = crash_part(spec, digest, err)
-            results.append(json.dumps(part))
-        return {"part": results}
+    @property
+    def name(self) -> str:
+        """The recipe name."""
+        return self.recipe.info.name
 
-
-def _use_cluster_token() -> None:
-    """Send the cluster's auth token when one is at hand, as ``ray start`` itself does.
-
-    Ray 2.60's ``ray start --head`` turns token authentication on whenever a token exists
-    (``~/.ray/auth_token``, ``RAY_AUTH_TOKEN_PATH`` or ``RAY_AUTH_TOKEN``), but a driver
-    joining it with ``ray.init(address=...)`` sends no token unless ``RAY_AUTH_MODE=token``
-    was set before Ray read its config, and fails with "Authentication token is missing".
-    Ray's own helper for ``ray start`` switches this process to token mode when a token
-    exists (a token sent to a cluster without authentication is ignored); an explicit
-    ``RAY_AUTH_MODE`` is left alone.
-    """
-    if os.environ.get("RAY_AUTH_MODE"):
-        return
-    try:
-        from ray._private.authentication.authentication_token_setup import (
-            maybe_enable_token_auth_if_token_available,
-        )
-    except ImportError:  # a Ray without token authentication: nothing to send
-        return
-    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    def work(self) -> int:
+        """Items still to write, an item to align counting :data:`ALIGN_WEIGHT` times."""
+        align = self.options.align or {}
+        skip = set(align.get("skip_languages") or ()) | set(self.align_skipped)
+        total = 0
+        for spec, _ in self.todo:
+            total += len(spec.records)
+            if align.get("enabled"):
+                total += (ALIGN_WEIGHT - 1) * len(align_languages_of(spec.records, skip))
+        return total
 
 
-def _run_ray(todo: list[tuple[ShardSpec, str]], out_dir: Path, options: BuildOptions,
-             workers: int | None) -> Iterator[dict[str, Any]]:
-    import ray
-    from ray.data import DataContext
-
-    if not ray.is_initialized():
-        address = os.environ.get("RAY_ADDRESS")
-        kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
-                                  "log_to_driver": False}
-        if address:  # ship this project's code to the cluster's workers ("local": a new
-            root = Path(__file__).resolve().parents[1]  # local cluster, set up the same way)
-            kwargs["runtime_env"] = {"working_dir": str(root), "excludes": [
-                ".venv", "data", ".git", "outputs", "runs", "lightning_logs", "*.ckpt"]}
-            _use_cluster_token()
-        try:
-            # "local" when RAY_ADDRESS is unset: a new local instance, never whatever cluster
-            # /tmp/ray/ray_current_cluster names (ray.init() would join it, and hang for
-            # minutes when that file is left from a cluster that is gone)
-            ray.init(address=address or "local", **kwargs)
-        except ConnectionError as err:
-            raise BuildError(
-                f"cannot join the Ray cluster at RAY_ADDRESS={address} ({err}). Check that "
-                "`ray status --address ...` works from this machine; a cluster started with "
-                "token authentication needs its token here (~/.ray/auth_token, "
-                "RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN). Unset RAY_ADDRESS to build on a "
-                "local Ray instead.") from err
-    # our own bar shows samples and hours; Ray Data's per-operator bars and INFO lines
-    # would interleave with it
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
-    ctx = DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    n = max(1, min(workers or cpus, len(todo)))
-    ds = ray.data.from_items(
-        [{"spec": json.dumps(s.to_json()), "digest": d} for s, d in todo],
-        override_num_blocks=len(todo),
-    )
-    out = ds.map_batches(
-        _RayShardWriter, batch_size=1, compute=ray.data.ActorPoolStrategy(size=n), num_cpus=1,
-        batch_format="numpy",
-        fn_constructor_kwargs={"out_dir": str(out_dir.resolve()), "options": options.to_json()},
-    )
-    for row in out.iter_rows():
-        yield json.loads(row["part"])
+def align_languages_of(records: Iterable[Record], skip: set[str]) -> list[str]:
+    """The alignment language of each record that will be aligned (skipped ones left out)."""
+    out = []
+    for rec in records:
+        asr = next((lb for lb in rec.labels if lb.task == "asr"), None) if rec.align else None
+        if asr is not None and (lang := asr.kwargs.get("lang", rec.language)) not in skip:
+            out.append(lang)
+    return out
 
 
-def run_build(
-    recipe: Recipe,
-    corpus_dir: Path,
-    out_dir: Path,
-    options: BuildOptions,
-    *,
-    items: Iterable[Record | Reject] | None = None,
-    runner: str = "ray",
-    workers: int | None = None,
-    progress: bool = True,
-    check_align: Callable[[set[str]], None] | None = None,
-) -> dict[str, Any]:
-    """Build ``out_dir`` from the corpus at ``corpus_dir``; return the report dict.
-
-    ``items`` are the recipe's parsed records and rejects when the caller already has them
-    (otherwise ``recipe.prepare(corpus_dir)`` runs here).  Raises :class:`BuildError` when a
-    shard writer crashed (input problems are rejects, not errors); the finished shards stay
-    and a rerun resumes.
-    """
+def plan_build(recipe: Recipe, corpus_dir: Path, out_dir: Path, options: BuildOptions, *,
+               items: Iterable[Record | Reject] | None = None,
+               align_skipped: dict[str, str] | None = None) -> BuildPlan:
+    """Parse (unless ``items`` are given) and plan one recipe's shards; remove the final
+    files and stale shards of an earlier build of ``out_dir``; find the finished shards."""
     start = time.monotonic()
-    name = recipe.info.name
     # absolute, so that records name files any worker can open (Ray workers on a cluster
     # run in their own working directory)
     corpus_dir = Path(corpus_dir).resolve()
-    records, parse_rejects = collect(
-        recipe, recipe.prepare(corpus_dir) if items is None else items)
-    if check_align is not None:
-        check_align(align_languages(records))
-    specs = plan_shards(records, name, options.shard_size)
+    records, parse_rejects = collect(recipe.prepare(corpus_dir) if items is None else items)
+    specs = plan_shards(records, recipe.info.name, options.shard_size)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _clean(out_dir, name, {s.name for s in specs})
+    _clean(out_dir, recipe.info.name, {s.name for s in specs})
     opts = {**options.to_json(), "stages_version": STAGES_VERSION}
     parts: dict[str, dict[str, Any]] = {}
     todo = []
@@ -233,32 +188,174 @@ def run_build(
             parts[spec.name] = done
         else:
             todo.append((spec, digest))
-    bar = tqdm(total=len(records), unit="sample", disable=not progress,
-               desc=f"{name}: {len(todo)}/{len(specs)} shards to write")
-    bar.update(sum(len(s.records) for s in specs if s.name in parts))
-    hours = sum(p["stats"]["seconds"] for p in parts.values()) / 3600
-    if todo:
-        runs = _run_local(todo, out_dir, options) if runner == "local" else _run_ray(
-            todo, out_dir, options, workers)
-        sizes = {s.name: len(s.records) for s, _ in todo}
-        for part in runs:
-            parts[part["name"]] = part
-            hours += part.get("stats", {}).get("seconds", 0.0) / 3600
-            bar.update(sizes[part["name"]])
-            bar.set_postfix_str(f"{hours:.3f} h audio")
-    bar.close()
-    failed = [p for p in parts.values() if p.get("failed")]
+    return BuildPlan(recipe, corpus_dir, out_dir, options, records, parse_rejects, specs,
+                     parts, todo, dict(align_skipped or {}), start)
+
+
+def choose_runner(runner: str, plans: Sequence[BuildPlan]) -> str:
+    """``ray`` or ``local`` for ``runner``; ``auto``: Ray when ``RAY_ADDRESS`` names a
+    cluster or the command has :data:`AUTO_LOCAL_ITEMS` or more work, else in-process."""
+    if runner not in RUNNERS:
+        raise BuildError(f"runner={runner!r}: choose one of {', '.join(RUNNERS)}")
+    if runner != "auto":
+        return runner
+    if os.environ.get("RAY_ADDRESS"):
+        return "ray"
+    work = sum(p.work() for p in plans)
+    return "local" if work < AUTO_LOCAL_ITEMS else "ray"
+
+
+def _run_local(todo: Sequence[tuple[int, ShardSpec, str]],
+               plans: Sequence[BuildPlan]) -> Iterator[tuple[int, dict[str, Any]]]:
+    makers: dict[int, SampleMaker] = {}
+    for job, spec, digest in todo:
+        try:
+            if job not in makers:  # (makers share their aligner: stages.shared_aligner)
+                makers[job] = SampleMaker(plans[job].options)
+            yield job, write_shard(spec, plans[job].out_dir, makers[job], digest)
+        except Exception as err:  # noqa: BLE001 - reported per shard, build fails at the end
+            yield job, crash_part(spec, digest, err)
+
+
+class _Bars:
+    """A progress bar per recipe: shown one after the other in-process, stacked on Ray."""
+
+    def __init__(self, plans: Sequence[BuildPlan], enabled: bool, stacked: bool) -> None:
+        self.plans, self.enabled, self.stacked = plans, enabled, stacked
+        self.bars: dict[int, tqdm] = {}
+        self.hours = [sum(p["stats"]["seconds"] for p in plan.parts.values()) / 3600
+                      for plan in plans]
+        self.finished = [sum(len(s.records) for s in plan.specs if s.name in plan.parts)
+                         for plan in plans]
+        if stacked:
+            for i in range(len(plans)):
+                self.open(i)
+
+    def open(self, i: int) -> tqdm:
+        """The bar of plan ``i`` (created on first use)."""
+        if i not in self.bars:
+            plan = self.plans[i]
+            bar = tqdm(total=len(plan.records), unit="sample", disable=not self.enabled,
+                       desc=f"{plan.name}: {len(plan.todo)}/{len(plan.specs)} shards to write",
+                       position=i if self.stacked else None, leave=True)
+            bar.update(self.finished[i])
+            self.bars[i] = bar
+        return self.bars[i]
+
+    def update(self, i: int, part: dict[str, Any], samples: int) -> None:
+        """Count a finished shard of plan ``i``."""
+        bar = self.open(i)
+        self.hours[i] += part.get("stats", {}).get("seconds", 0.0) / 3600
+        bar.update(samples)
+        bar.set_postfix_str(f"{self.hours[i]:.3f} h audio")
+
+    def close(self, i: int) -> None:
+        """Close the bar of plan ``i`` (its recipe is written)."""
+        self.open(i).close()
+
+
+def run_builds(plans: Sequence[BuildPlan], *, runner: str = "auto", workers: int | None = None,
+               progress: bool = True, pictures: str = "process",
+               done: Callable[[BuildPlan, dict[str, Any]], None] | None = None,
+               ) -> list[dict[str, Any]]:
+    """Write the missing shards of every plan in one runner, then each recipe's report,
+    card and index; return the reports in plan order.
+
+    ``runner``: ``local`` (this process), ``ray`` (one Ray Data job for all recipes) or
+    ``auto`` (:func:`choose_runner`).  ``pictures``: ``process`` draws the card pictures in
+    a helper process while shards are written (matplotlib never loads in this one),
+    ``inline`` in this process, ``off`` not at all.  ``done(plan, report)`` is called as
+    each recipe's report is written.  Raises :class:`BuildError` naming every shard whose
+    writer crashed (input problems are rejects, not errors); the other recipes are
+    finished, and a rerun resumes.
+    """
+    runner = choose_runner(runner, plans)
+    todo = [(i, spec, digest) for i, plan in enumerate(plans) for spec, digest in plan.todo]
+    sizes = {(i, spec.name): len(spec.records) for i, spec, _ in todo}
+    left = [len(plan.todo) for plan in plans]
+    bars = _Bars(plans, progress, stacked=runner == "ray" and len(plans) > 1)
+    reports: dict[int, dict[str, Any]] = {}
+    failures: list[str] = []
+    with CardPictures(pictures) as drawer:
+
+        def finish(i: int) -> None:
+            bars.close(i)
+            try:
+                reports[i] = _finish_shards(plans[i], drawer)
+            except BuildError as err:
+                failures.append(f"[{plans[i].name}] {err}")
+                return
+            if done is not None:
+                done(plans[i], reports[i])
+
+        if todo:
+            drawer.start()  # its imports overlap the shard writing
+        for i, plan in enumerate(plans):
+            if not plan.todo:
+                finish(i)
+        if todo:
+            if runner == "local":
+                runs = _run_local(todo, plans)
+            else:
+                from pipeline.build_ray import run_ray
+
+                runs = run_ray(todo, [(p.out_dir, p.options) for p in plans], workers)
+            for i, part in runs:
+                plans[i].parts[part["name"]] = part
+                bars.update(i, part, sizes[(i, part["name"])])
+                left[i] -= 1
+                if left[i] == 0:
+                    finish(i)
+        for i in sorted(reports):  # cards and indexes once the pictures are drawn
+            plan = plans[i]
+            write_card(plan.out_dir, plan.recipe.info, reports[i], drawer.result(plan.name))
+            # last: its presence marks a complete build
+            write_index(plan.out_dir, plan.name, [plan.parts[s.name] for s in plan.specs])
+    if failures:
+        raise BuildError("\n".join(failures))
+    return [reports[i] for i in range(len(plans))]
+
+
+def _finish_shards(plan: BuildPlan, drawer: CardPictures) -> dict[str, Any]:
+    """Check that every shard of ``plan`` was written, sync them, write the report and
+    order the card's pictures; return the report."""
+    failed = [p for p in plan.parts.values() if p.get("failed")]
     if failed:
         lines = "\n".join(f"  {p['name']}: {p['error']}" for p in failed)
         raise BuildError(f"{len(failed)} shard(s) failed to write (rerun resumes):\n{lines}")
-    ordered = [parts[s.name] for s in specs]
+    ordered = [plan.parts[s.name] for s in plan.specs]
     # the shards and part files written now reach the disk before index.json says the
     # build is complete (a power cut before this point leaves a build that resumes)
-    written = [s.name for s, _ in todo]
-    sync_files([out_dir / n for n in written] + [out_dir / PARTS_DIR / f"{n}.json"
-                                                 for n in written])
-    report = write_report(out_dir, recipe.info, ordered, parse_rejects, records,
-                          time.monotonic() - start, options)
-    write_card(out_dir, recipe.info, report)
-    write_index(out_dir, name, ordered)  # last: its presence marks a complete build
+    written = [s.name for s, _ in plan.todo]
+    sync_files([plan.out_dir / n for n in written] + [plan.out_dir / PARTS_DIR / f"{n}.json"
+                                                      for n in written])
+    report = write_report(plan.out_dir, plan.recipe.info, ordered, plan.parse_rejects,
+                          plan.records, time.monotonic() - plan.start, plan.options,
+                          plan.align_skipped)
+    drawer.submit(plan.name, plan.out_dir, card_shards(plan.out_dir, plan.recipe.info, report),
+                  plan.recipe.info)
     return report
+
+
+def run_build(
+    recipe: Recipe,
+    corpus_dir: Path,
+    out_dir: Path,
+    options: BuildOptions,
+    *,
+    items: Iterable[Record | Reject] | None = None,
+    runner: str = "auto",
+    workers: int | None = None,
+    progress: bool = True,
+    pictures: str = "inline",
+) -> dict[str, Any]:
+    """Build ``out_dir`` from the corpus at ``corpus_dir``; return the report dict.
+
+    One recipe of :func:`run_builds`: ``items`` are the recipe's parsed records and
+    rejects when the caller already has them (otherwise ``recipe.prepare(corpus_dir)``
+    runs here).  Raises :class:`BuildError` when a shard writer crashed; the finished
+    shards stay and a rerun resumes.
+    """
+    plan = plan_build(recipe, corpus_dir, out_dir, options, items=items)
+    return run_builds([plan], runner=runner, workers=workers, progress=progress,
+                      pictures=pictures)[0]

@@ -31,7 +31,8 @@ def write_index(out_dir: Path, name: str, parts: Sequence[dict[str, Any]]) -> No
 def _split_report(split: str, role: str | None) -> dict[str, Any]:
     return {"role": role, "inputs": 0, "samples": 0, "hours": 0.0, "truncated": 0,
             "rejects": {}, "tasks": {},
-            "alignment": {"attempted": 0, "aligned": 0, "success_rate": None}}
+            "alignment": {"attempted": 0, "aligned": 0, "success_rate": None,
+                          "skipped": {}}}
 
 
 def write_report(
@@ -42,8 +43,13 @@ def write_report(
     records: Sequence[Record],
     wall_seconds: float,
     options: BuildOptions,
+    align_skipped: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Write ``report.json`` and ``rejects.jsonl``; return the report."""
+    """Write ``report.json`` and ``rejects.jsonl``; return the report.
+
+    ``align_skipped`` maps a language built without SRWT to the reason (a configured
+    ``align.skip_languages``, or no local model in a sample build): each split counts its
+    items that were not aligned for it, and the report keeps the reasons."""
     splits: dict[str, dict[str, Any]] = {}
 
     def split(name: str) -> dict[str, Any]:
@@ -61,6 +67,8 @@ def write_report(
         s["truncated"] += st["truncated"]
         s["alignment"]["attempted"] += st["align"]["ok"] + st["align"]["failed"]
         s["alignment"]["aligned"] += st["align"]["ok"]
+        for lang, n in st["align"].get("skipped", {}).items():
+            s["alignment"]["skipped"][lang] = s["alignment"]["skipped"].get(lang, 0) + n
         for task, t in st["tasks"].items():
             acc = s["tasks"].setdefault(task, {"entries": 0, "hours": 0.0, "rejects": 0,
                                                "prompts": []})
@@ -92,6 +100,7 @@ def write_report(
         "shards": len(parts),
         "splits": dict(sorted(splits.items())),
         "options": options.to_json(),
+        "align_skipped": dict(sorted((align_skipped or {}).items())),
         "wall_seconds": round(wall_seconds, 3),
         "audio_seconds_per_second": round(seconds / wall_seconds, 2) if wall_seconds else None,
     }
@@ -123,15 +132,27 @@ HF_FEATURES_YAML = ["dataset_info:", "  features:", "  - name: __key__", "    dt
                     "    dtype: binary", "  - name: json", "    dtype: json"]
 
 
-def _card_shards(out_dir: Path, info: CorpusInfo, report: dict[str, Any]) -> list[Path]:
+def card_shards(out_dir: Path, info: CorpusInfo, report: dict[str, Any]) -> list[Path]:
     """The finished shards of this build's splits (for the card's pictures)."""
     pattern = re.compile(rf"{re.escape(info.name)}-(.+)-\d{{6}}\.tar")
     return [p for p in sorted(out_dir.glob("*.tar"))
             if (m := pattern.fullmatch(p.name)) and m.group(1) in report["splits"]]
 
 
-def write_card(out_dir: Path, info: CorpusInfo, report: dict[str, Any]) -> None:
-    """Write ``README.md``: front matter (one config per split), counts, tasks, prompts."""
+def _alignment_cell(s: dict[str, Any]) -> str:
+    al = s["alignment"]
+    cells = [] if al["success_rate"] is None else [f"{al['success_rate']:.1%}"]
+    cells += [f"{n} without SRWT ({lang}, see below)"
+              for lang, n in sorted(al.get("skipped", {}).items())]
+    return ", ".join(cells) or "-"
+
+
+def write_card(out_dir: Path, info: CorpusInfo, report: dict[str, Any],
+               section: list[str] | None = None) -> None:
+    """Write ``README.md``: front matter (one config per split), counts, tasks, prompts.
+
+    ``section``: the pictures and tables (:func:`pipeline.card_plots.card_section`), drawn
+    here when not given."""
     front = ["---", f"license: {_licence_id(info.licence)}", "tags:", "- audio",
              "- qwen-audio", "- webdataset", *HF_FEATURES_YAML, "configs:",
              "- config_name: default", "  data_files:"]
@@ -152,10 +173,10 @@ def write_card(out_dir: Path, info: CorpusInfo, report: dict[str, Any]) -> None:
         "|---|---|---|---|---|---|",
     ]
     for name, s in report["splits"].items():
-        rate = s["alignment"]["success_rate"]
-        align = "-" if rate is None else f"{rate:.1%}"
         body.append(f"| {name} | {s['role'] or '-'} | {s['samples']} | {s['hours']:.4f} | "
-                    f"{sum(s['rejects'].values())} | {align} |")
+                    f"{sum(s['rejects'].values())} | {_alignment_cell(s)} |")
+    for lang, why in report.get("align_skipped", {}).items():
+        body += ["", f"No word timestamps (SRWT) for language `{lang}`: {why}"]
     body += ["", "## Tasks and prompts", "", "| task | entries | hours | prompt |",
              "|---|---|---|---|"]
     merged: dict[str, dict[str, Any]] = {}
@@ -182,6 +203,8 @@ def write_card(out_dir: Path, info: CorpusInfo, report: dict[str, Any]) -> None:
         body += [f"- `{tag}` targets: {tags.ITN_STYLES[tag]}." for tag in styles]
         if info.notes:
             body += [f"- This corpus: {_code_tokens(info.notes)}"]
-    body += ["", *card_section(out_dir, _card_shards(out_dir, info, report), {info.name: info})]
+    if section is None:
+        section = card_section(out_dir, card_shards(out_dir, info, report), {info.name: info})
+    body += ["", *section]
     body += ["## Citation", "", "```bibtex", info.citation.strip(), "```", ""]
     _write_atomic(out_dir / "README.md", "\n".join([*front, "", *body]))

@@ -120,23 +120,23 @@ def _tables(stats: CardStats, corpora: Mapping[str, CorpusInfo]) -> list[str]:
 
 
 def card_section(out_dir: Path, shards: Sequence[Path],
-                 corpora: Mapping[str, CorpusInfo]) -> list[str]:
+                 corpora: Mapping[str, CorpusInfo], draw: bool = True) -> list[str]:
     """Draw the card's PNGs into ``out_dir/images`` and return the Markdown lines for them.
 
     ``shards`` are the finished shard files; ``corpora`` maps a recipe name (the samples'
-    ``source.recipe``) to its :class:`CorpusInfo` for licences and citations.
+    ``source.recipe``) to its :class:`CorpusInfo` for licences and citations.  With
+    ``draw=False`` (``card_pictures=false``) only the tables are made (no matplotlib).
     """
     stats = gather(shards)
     if not stats.durations:
         return ["## Pictures", "", "No samples were written, so there is nothing to draw.", ""]
-    images = out_dir / IMAGES_DIR
-    plot_durations(stats.durations, images / DURATION_PNG)
-    plot_hours(stats.seconds, images / HOURS_PNG)
     total = sum(stats.durations) / 3600
-    return [
-        "## Pictures", "",
-        f"![Histogram of clip durations]({IMAGES_DIR}/{DURATION_PNG})", "",
-        f"![Audio hours per task and language]({IMAGES_DIR}/{HOURS_PNG})", "",
-        f"{len(stats.durations)} clips, {total:.4f} h of audio.", "",
-        *_tables(stats, corpora), "",
-    ]
+    head = [f"{len(stats.durations)} clips, {total:.4f} h of audio.", ""]
+    if draw:
+        images = out_dir / IMAGES_DIR
+        plot_durations(stats.durations, images / DURATION_PNG)
+        plot_hours(stats.seconds, images / HOURS_PNG)
+        head = ["## Pictures", "",
+                f"![Histogram of clip durations]({IMAGES_DIR}/{DURATION_PNG})", "",
+                f"![Audio hours per task and language]({IMAGES_DIR}/{HOURS_PNG})", "", *head]
+    return [*head, *_tables(stats, corpora), ""]

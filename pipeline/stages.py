@@ -50,6 +50,27 @@ class Made:
     meta: dict[str, Any] | None
     rejects: list[Reject] = field(default_factory=list)
     align_tried: bool = False
+    #: the language of a record that asks for alignment but whose language is skipped
+    align_skipped: str | None = None
+
+
+_ALIGNERS: dict[str, Any] = {}
+
+
+def shared_aligner(align: dict[str, Any]) -> Any:
+    """The :class:`~pipeline.align.Aligner` of this process for the ``align`` options.
+
+    One per process and configuration (``skip_languages`` aside: the maker applies it), so
+    a worker that writes shards of several recipes loads each language's model once, and
+    only when a record of that language is aligned (the aligner loads lazily).
+    """
+    key = json.dumps({k: v for k, v in align.items() if k != "skip_languages"},
+                     sort_keys=True, default=str)
+    if key not in _ALIGNERS:
+        from pipeline.align import AlignConfig, make_aligner
+
+        _ALIGNERS[key] = make_aligner(AlignConfig.from_dict({**align, "skip_languages": []}))
+    return _ALIGNERS[key]
 
 
 class SampleMaker:
@@ -59,12 +80,11 @@ class SampleMaker:
         self.options = options
         self.aligner = None
         self.sil_threshold = 0.2
+        self.skip_languages: frozenset[str] = frozenset()
         if options.align and options.align.get("enabled", False):
-            from pipeline.align import AlignConfig, make_aligner
-
-            cfg = AlignConfig.from_dict(options.align)
-            self.sil_threshold = cfg.sil_threshold
-            self.aligner = make_aligner(cfg)
+            self.aligner = shared_aligner(options.align)
+            self.sil_threshold = self.aligner.cfg.sil_threshold
+            self.skip_languages = frozenset(options.align.get("skip_languages") or ())
 
     def make(self, rec: Record) -> Made:
         """Turn ``rec`` into a sample; never raises for bad input, returns rejects instead."""
@@ -116,7 +136,8 @@ class SampleMaker:
         if asr is None:
             return None
         lang = asr.kwargs.get("lang", rec.language)
-        if lang in self.aligner.cfg.skip_languages:  # configured off: no SRWT, not a failure
+        if lang in self.skip_languages:  # configured off: no SRWT, not a failure
+            made.align_skipped = lang
             return None
         made.align_tried = True
         from pipeline.align import AlignmentError
@@ -138,7 +159,7 @@ class SampleMaker:
 
 def _empty_stats() -> dict[str, Any]:
     return {"samples": 0, "seconds": 0.0, "tasks": {}, "truncated": 0,
-            "align": {"ok": 0, "failed": 0}}
+            "align": {"ok": 0, "failed": 0, "skipped": {}}}
 
 
 def write_shard(spec: ShardSpec, out_dir: Path, maker: SampleMaker, digest: str) -> dict[str, Any]:
@@ -152,6 +173,9 @@ def write_shard(spec: ShardSpec, out_dir: Path, maker: SampleMaker, digest: str)
         if made.align_tried:
             ok = made.meta is not None and "words" in made.meta
             stats["align"]["ok" if ok else "failed"] += 1
+        if made.align_skipped:
+            skipped = stats["align"]["skipped"]
+            skipped[made.align_skipped] = skipped.get(made.align_skipped, 0) + 1
         if made.members is None or made.meta is None:
             continue
         samples.append((made.key, made.members))

@@ -41,7 +41,7 @@ def ray_build(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ray")
     cmd = [sys.executable, "-m", "dataset_recipes.build", "recipe=[librispeech,clotho]",
            "source=sample", f"out={root}", "align.enabled=false", "shard_size=8",
-           "progress=false", "workers=2"]
+           "progress=false", "workers=2", "runner=ray"]
     env = {**os.environ, "RAY_ADDRESS": ""}
     proc = subprocess.run(cmd, cwd=tmp_path_factory.mktemp("cwd"), env=env, capture_output=True,
                           text=True, timeout=300)

@@ -138,6 +138,28 @@ class Aligner:
         if problems:
             raise AlignConfigError("alignment cannot run:\n  " + "\n  ".join(problems))
 
+    def unavailable(self, languages: set[str]) -> dict[str, AlignConfigError]:
+        """The languages among ``languages`` whose configured model is not on this machine,
+        each with its :class:`~pipeline.align.ctc.ModelNotFound` error.
+
+        A sample build leaves them out of SRWT instead of stopping (its corpus is there to
+        try the pipeline, not to train on); a real build stops (:meth:`check`).
+        """
+        missing = {}
+        for lang in sorted(set(languages) - set(self.cfg.skip_languages)):
+            model = self.cfg.whisperx_models.get(lang)
+            if self.cfg.backends.get(lang) != "whisperx" or model is None:
+                continue
+            from pipeline.align.ctc import ModelNotFound, resolve_model
+
+            try:
+                resolve_model(model, lang, self.cfg.hf_cache)
+            except ModelNotFound as err:
+                missing[lang] = err
+            except AlignConfigError:  # a folder without a model: a configuration error
+                pass
+        return missing
+
     def backend(self, lang: str) -> Backend:
         """The backend of ``lang``, loaded on first use and kept for the worker's life."""
         if lang in self._backends:

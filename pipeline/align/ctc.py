@@ -24,10 +24,24 @@ from pipeline.format import SAMPLE_RATE
 _WORD_DELIMITER = "|"
 
 
+class ModelNotFound(AlignConfigError):
+    """A configured alignment model is not on this machine (never downloaded in a build).
+
+    ``what`` says which model is missing where, in one line; the message adds the ways on.
+    """
+
+    def __init__(self, message: str, what: str) -> None:
+        super().__init__(message)
+        self.what = what
+
+
 def resolve_model(name: str, lang: str, cache_dir: str | None = None) -> Path:
     """Return the local directory of model ``name`` (a directory or a Hugging Face id).
 
-    Raises :class:`AlignConfigError` saying which model to fetch and where to put it.
+    Raises :class:`ModelNotFound` when it is not here, with every way on: the exact fetch
+    command, pointing ``align.whisperx_models.<lang>`` at a local folder, or building
+    without word timestamps for the language; :class:`AlignConfigError` for a folder that
+    holds no model.
     """
     path = Path(name).expanduser()
     if path.is_dir():
@@ -38,9 +52,10 @@ def resolve_model(name: str, lang: str, cache_dir: str | None = None) -> Path:
             )
         return path
     if path.is_absolute() or name.startswith((".", "~")) or name.count("/") != 1:
-        raise AlignConfigError(
+        raise ModelNotFound(
             f"whisperx model for {lang!r}: directory {path} not found; set "
-            f"align.whisperx_models.{lang} to a local model directory or a Hugging Face id"
+            f"align.whisperx_models.{lang} to a local model directory or a Hugging Face id, "
+            f"or {_skip_hint(lang)}", what=f"the model directory {path} does not exist"
         )
     from huggingface_hub import snapshot_download
     from huggingface_hub.constants import HF_HUB_CACHE
@@ -50,12 +65,25 @@ def resolve_model(name: str, lang: str, cache_dir: str | None = None) -> Path:
         return Path(snapshot_download(name, cache_dir=cache_dir, local_files_only=True))
     except (LocalEntryNotFoundError, FileNotFoundError, OSError):
         where = cache_dir or HF_HUB_CACHE
-        raise AlignConfigError(
+        folder = f"models--{name.replace('/', '--')}"
+        raise ModelNotFound(
             f"whisperx model for {lang!r}: {name} is not in the Hugging Face cache {where}. "
-            f"Fetch it on a machine with internet: `huggingface-cli download {name}` "
-            f"(then copy the cache), or `huggingface-cli download {name} --local-dir DIR` "
-            f"and set align.whisperx_models.{lang}=DIR"
+            f"Three ways on:\n"
+            f"    1. fetch it: `huggingface-cli download {name}` (on a machine without "
+            f"internet: run it on one with, then copy its {folder} folder into {where});\n"
+            f"    2. use a copy you have: align.whisperx_models.{lang}=<local folder> (a "
+            f"folder written by save_pretrained, e.g. by `huggingface-cli download {name} "
+            f"--local-dir <folder>`);\n"
+            f"    3. {_skip_hint(lang)}",
+            what=f"{name} is not in the Hugging Face cache {where} "
+                 f"(`huggingface-cli download {name}` fetches it)",
         ) from None
+
+
+def _skip_hint(lang: str) -> str:
+    return (f"build without word timestamps for {lang!r}: align.skip_languages=[{lang}] "
+            f"(make: ARGS='align.skip_languages=[{lang}]'; its ASR task stays), or ALIGN=0 "
+            f"for no SRWT at all")
 
 
 class CtcBackend:
