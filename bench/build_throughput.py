@@ -1,39 +1,43 @@
-"""Build throughput on a LibriSpeech-layout corpus: the project's build against what a user
-would write first and against Lhotse, on the same corpus, in one run.
+"""Build throughput on LibriSpeech-layout corpora: the project's build command against
+Lhotse (and a naive process pool), whole commands, on the same corpora, in one run.
 
 Usage::
 
-    python bench/build_throughput.py                   # 10 h corpus, cached under data/bench
-    python bench/build_throughput.py --hours 0.5 --repeat 1
+    python bench/build_throughput.py                     # 1.25 h and 6 h, 3 rounds
+    python bench/build_throughput.py --hours 10 --small-hours 2 --repeat 2 \
+        --variants lhotse,pipeline-ray,pipeline-local,pipeline-cluster,naive
 
-The corpus is generated once (deterministic from ``--seed``) in LibriSpeech's official
-layout: ``LibriSpeech/train-clean-100/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac``
+The corpora are generated once (deterministic from ``--seed``) under ``--corpus-root``
+(``data/bench/librispeech-gen-<hours>h``, git-ignored; delete them when done) in
+LibriSpeech's official layout:
+``LibriSpeech/train-clean-100/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac``
 (16 kHz mono 16-bit FLAC, 2-20 s, written by libFLAC with the same metadata blocks as the
 real release: seek table, Vorbis comment, 8 KiB padding) plus ``<speaker>-<chapter>.trans.txt``.
 The audio is speech-like: a glottal pulse train with a moving pitch, shaped by three
 moving formant resonators, in syllables and pauses, over a low noise floor, so FLAC
 compresses it about as much as read speech.
 
-Variants, each in its own process (peak memory is the sum of the RSS of its whole process
-tree, sampled every 50 ms):
+Variants, each a whole command in its own process, timed from its start to its exit
+(interpreter, imports, Ray's start and stop included); CPU is the sum over the process
+tree (Ray's processes included), peak memory the sum of the tree's RSS, sampled every
+50 ms:
 
-- ``naive``: the simplest alternative a user writes: a ``multiprocessing.Pool(2)`` reads
-  each file with soundfile and re-encodes it to FLAC; the parent writes them with
-  ``webdataset.ShardWriter``.
-- ``lhotse``: ``lhotse.recipes.prepare_librispeech`` (2 jobs) and
-  ``CutSet.to_shar(fields={"recording": "flac"})`` (2 jobs), Lhotse's own way to shards.
-- ``pipeline-local``: ``run_build`` in one process; ``pipeline-ray``: Ray Data with 2
-  actors on a local Ray started inside the timed run; ``pipeline-cluster``: the same with
-  ``RAY_ADDRESS`` naming a single-node cluster started (untimed) with ``ray start --head``
-  before the rounds, as a cluster user runs it (the project is shipped to the workers;
-  the cluster's processes' CPU and memory are counted).  Alignment off (``ALIGN=0``): the
-  others do not align.  The pipeline keeps LibriSpeech's FLAC frames as they are after
-  decoding them in full (:func:`pipeline.audio.load`), where the others re-encode.
+- ``pipeline-ray`` / ``pipeline-local`` / ``pipeline-auto``: ``python -m
+  dataset_recipes.build recipe=librispeech raw=<corpus> out=<out> align.enabled=false
+  runner=ray|local|auto`` (what ``make build-dataset RECIPE=librispeech RAW=... OUT=...
+  ALIGN=0`` runs); ``pipeline-cluster``: ``runner=ray`` with ``RAY_ADDRESS`` naming a
+  single-node cluster started (untimed) with ``ray start --head`` before the rounds.
+- ``lhotse``: a process running ``lhotse.recipes.prepare_librispeech`` (2 jobs) and
+  ``CutSet.to_shar(fields={"recording": "flac"})`` (2 jobs), Lhotse's own way to shards;
+  its in-process time (imports excluded) is reported too.
+- ``naive``: a ``multiprocessing.Pool(2)`` reads each file with soundfile and re-encodes it
+  to FLAC; the parent writes them with ``webdataset.ShardWriter``.
 
-Figures: wall seconds from the variant's start to its output being complete (interpreter
-start excluded, Ray's start included), audio seconds per wall second, CPU seconds of the
-whole process tree (Ray's own processes included) and audio seconds per CPU second, peak
-memory, output size; best of ``--repeat`` interleaved rounds.  Run on an idle machine.
+Alignment is off (the others do not align).  The pipeline keeps LibriSpeech's FLAC frames
+as they are after decoding them in full (:func:`pipeline.audio.load`), where the others
+re-encode.  Figures: median wall of the whole command per corpus, its audio seconds per
+second on the larger corpus, and the steady-state rate (extra audio / extra wall between
+the two corpora) with the fixed cost it implies.  Run on an idle machine.
 """
 
 from __future__ import annotations
@@ -192,33 +196,24 @@ def run_lhotse(corpus: Path, out: Path, shard_size: int) -> int:
     return sum(1 for _ in CutSet.from_shar(fields={"cuts": written["cuts"]}))
 
 
-def run_pipeline(corpus: Path, out: Path, shard_size: int, runner: str) -> int:
-    from dataset_recipes import RECIPES
-    from pipeline.build import run_build
-    from pipeline.stages import BuildOptions
-
-    recipe = RECIPES["librispeech"]
-    kwargs = {"workers": 2} if runner in ("ray", "cluster") else {}
-    if runner == "ray":
-        import ray
-
-        ray.init(address="local", include_dashboard=False, log_to_driver=False, num_cpus=2)
-    runner = "ray" if runner == "cluster" else runner  # cluster: RAY_ADDRESS, as users do
-    report = run_build(recipe, recipe.locate(corpus), out, BuildOptions(shard_size=shard_size),
-                       runner=runner, progress=False, **kwargs)
-    assert report["rejects"] == 0, report
-    return report["samples"]
-
-
 def child(variant: str, corpus: Path, out: Path, shard_size: int) -> None:
     t0 = time.perf_counter()
-    if variant == "naive":
-        n = run_naive(corpus, out, shard_size)
-    elif variant == "lhotse":
-        n = run_lhotse(corpus, out, shard_size)
-    else:
-        n = run_pipeline(corpus, out, shard_size, variant.split("-")[1])
-    print(json.dumps({"samples": n, "wall": time.perf_counter() - t0}))
+    n = run_naive(corpus, out, shard_size) if variant == "naive" else run_lhotse(
+        corpus, out, shard_size)
+    print(json.dumps({"samples": n, "inner": time.perf_counter() - t0}))
+
+
+def command(variant: str, corpus: Path, out: Path, shard_size: int) -> list[str]:
+    """The whole command a user runs for ``variant`` (pipeline: the build's command line,
+    as ``make build-dataset RECIPE=librispeech RAW=... OUT=... ALIGN=0`` runs it)."""
+    if variant in ("naive", "lhotse"):
+        return [sys.executable, __file__, "--child", variant, "--corpus", str(corpus),
+                "--out", str(out), "--shard-size", str(shard_size)]
+    runner = {"pipeline-ray": "ray", "pipeline-cluster": "ray", "pipeline-local": "local",
+              "pipeline-auto": "auto"}[variant]
+    return [sys.executable, "-m", "dataset_recipes.build", "recipe=librispeech",
+            f"raw={corpus}", f"out={out}", "align.enabled=false", "progress=false",
+            f"shard_size={shard_size}", f"runner={runner}"]
 
 
 # ---------------------------------------------------------------- driver
@@ -292,9 +287,9 @@ def measure(variant: str, corpus: Path, out: Path, shard_size: int,
     head_cpu: dict[int, float] = {}
     if head:
         _tree_usage(head.proc.pid, head_cpu0)
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", variant, "--corpus", str(corpus), "--out", str(out),
-         "--shard-size", str(shard_size)], stdout=subprocess.PIPE, env=env, text=True)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(command(variant, corpus, out, shard_size), stdout=subprocess.PIPE,
+                            env=env, text=True, cwd=ROOT)
     peak = 0
     cpu: dict[int, float] = {}
     done = threading.Event()
@@ -311,11 +306,18 @@ def measure(variant: str, corpus: Path, out: Path, shard_size: int,
     watcher = threading.Thread(target=sample, daemon=True)
     watcher.start()
     stdout, _ = proc.communicate()
+    wall = time.perf_counter() - t0
     done.set()
     watcher.join()
     if proc.returncode:
         raise SystemExit(f"{variant} failed (exit {proc.returncode})")
-    got = json.loads(stdout.strip().splitlines()[-1])
+    if variant.startswith("pipeline"):
+        report = json.loads((out / "report.json").read_text())
+        assert report["rejects"] == 0, report
+        got = {"samples": report["samples"], "inner": report["wall_seconds"]}
+    else:
+        got = json.loads(stdout.strip().splitlines()[-1])
+    got["wall"] = wall
     size = sum(p.stat().st_size for p in out.rglob("*.tar"))
     # CPU: the last reading of every process of the tree (Ray's own processes included;
     # a process's last 50 ms before it exits may be missed)
@@ -326,64 +328,108 @@ def measure(variant: str, corpus: Path, out: Path, shard_size: int,
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--hours", type=float, default=10.0)
+    p.add_argument("--hours", type=float, default=6.0)
+    p.add_argument("--small-hours", type=float, default=1.25,
+                   help="second corpus for the steady-state rate; 0: none")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--corpus", type=Path, default=ROOT / "data" / "bench" / "librispeech-gen")
+    p.add_argument("--corpus-root", type=Path, default=ROOT / "data" / "bench")
     p.add_argument("--work", type=Path, default=ROOT / "data" / "bench" / "out")
     p.add_argument("--shard-size", type=int, default=256)
-    p.add_argument("--repeat", type=int, default=2)
-    p.add_argument("--variants",
-                   default="naive,lhotse,pipeline-local,pipeline-ray,pipeline-cluster")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--variants", default="lhotse,pipeline-ray,pipeline-local")
     p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         child(args.child, args.corpus, args.out, args.shard_size)
         return
-    count, seconds = make_corpus(args.corpus, args.hours, args.seed)
-    corpus_mb = sum(f.stat().st_size for f in args.corpus.rglob("*.flac")) / 2**20
-    print(f"corpus: {count} utterances, {seconds / 3600:.2f} h, {corpus_mb:.0f} MB of FLAC "
-          f"({args.corpus})", flush=True)
+    sizes = sorted({h for h in (args.small_hours, args.hours) if h > 0})
+    corpora: dict[float, tuple[Path, float]] = {}
+    for hours in sizes:
+        corpus = args.corpus_root / f"librispeech-gen-{hours:g}h"
+        count, seconds = make_corpus(corpus, hours, args.seed)
+        corpus_mb = sum(f.stat().st_size for f in corpus.rglob("*.flac")) / 2**20
+        print(f"corpus: {count} utterances, {seconds / 3600:.2f} h, {corpus_mb:.0f} MB of "
+              f"FLAC ({corpus})", flush=True)
+        corpora[hours] = (corpus, seconds)
     variants = args.variants.split(",")
     head = RayHead() if "pipeline-cluster" in variants else None
+    print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
     try:
-        results = run_rounds(args, variants, seconds, head)
+        results = run_rounds(args, variants, corpora, head)
     finally:
         if head:
             head.stop()
-    report(args, variants, seconds, results)
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+    report(args, variants, corpora, results)
 
 
-def run_rounds(args: argparse.Namespace, variants: list[str], seconds: float,
-               head: RayHead | None) -> dict[str, dict[str, float]]:
-    best: dict[str, dict[str, float]] = {}
+def run_rounds(args: argparse.Namespace, variants: list[str],
+               corpora: dict[float, tuple[Path, float]],
+               head: RayHead | None) -> dict[tuple[str, float], list[dict[str, float]]]:
+    """Every variant on every corpus, ``--repeat`` interleaved rounds."""
+    runs: dict[tuple[str, float], list[dict[str, float]]] = {}
     for rnd in range(args.repeat):
-        for v in variants:
-            got = measure(v, args.corpus, args.work / v, args.shard_size,
-                          head if v == "pipeline-cluster" else None)
-            print(f"round {rnd + 1} {v}: {got['wall']:.1f} s, "
-                  f"{seconds / got['wall']:.0f} audio s/s, {got['cpu']:.1f} CPU s, "
-                  f"peak {got['peak_mb']:.0f} MB", flush=True)
-            if v not in best or got["wall"] < best[v]["wall"]:
-                best[v] = got
-    return best
+        for hours, (corpus, seconds) in corpora.items():
+            for v in variants:
+                got = measure(v, corpus, args.work / v, args.shard_size,
+                              head if v == "pipeline-cluster" else None)
+                print(f"round {rnd + 1} {hours:g} h {v}: {got['wall']:.1f} s whole command "
+                      f"({got['inner']:.1f} s inside), {seconds / got['wall']:.0f} audio s/s, "
+                      f"{got['cpu']:.1f} CPU s, peak {got['peak_mb']:.0f} MB", flush=True)
+                runs.setdefault((v, hours), []).append(got)
+    shutil.rmtree(args.work, ignore_errors=True)
+    return runs
 
 
-def report(args: argparse.Namespace, variants: list[str], seconds: float,
-           best: dict[str, dict[str, float]]) -> None:
-    print(f"\nbest of {args.repeat} interleaved rounds, {os.cpu_count()} CPUs")
-    print("| variant | samples | wall s | audio s/s | CPU s | audio s per CPU s | peak RSS MB "
-          "| shards MB |")
-    print("|---|---|---|---|---|---|---|---|")
+def _median(runs: list[dict[str, float]], key: str) -> float:
+    values = sorted(r[key] for r in runs)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def report(args: argparse.Namespace, variants: list[str],
+           corpora: dict[float, tuple[Path, float]],
+           runs: dict[tuple[str, float], list[dict[str, float]]]) -> None:
+    """Whole-command wall per corpus, and the steady-state rate between the two corpora
+    (extra audio / extra wall), side by side; medians of the rounds."""
+    sizes = sorted(corpora)
+    big, small = sizes[-1], sizes[0]
+    audio = {h: corpora[h][1] for h in sizes}
+    print(f"\nmedians of {args.repeat} interleaved rounds, {os.cpu_count()} CPUs; whole "
+          "command: from the process's start to its exit (interpreter, imports, Ray's start "
+          "and stop included)")
+    cols = " | ".join(f"{h:g} h wall s" for h in sizes)
+    print(f"| variant | {cols} | whole-command audio s/s ({big:g} h) | steady-state audio s/s "
+          "| fixed s | CPU s | peak RSS MB |")
+    print("|---|" + "---|" * (len(sizes) + 5))
+    steady: dict[str, float] = {}
     for v in variants:
-        g = best[v]
-        print(f"| {v} | {g['samples']:.0f} | {g['wall']:.1f} | {seconds / g['wall']:.0f} | "
-              f"{g['cpu']:.1f} | {seconds / g['cpu']:.0f} | {g['peak_mb']:.0f} | "
-              f"{g['tar_mb']:.0f} |")
-    if "lhotse" in best:
+        walls = {h: _median(runs[(v, h)], "wall") for h in sizes}
+        rate = audio[big] / walls[big]
+        if big != small and walls[big] > walls[small]:
+            steady[v] = (audio[big] - audio[small]) / (walls[big] - walls[small])
+            fixed = walls[big] - audio[big] / steady[v]
+            extra = f"{steady[v]:.0f} | {fixed:.1f}"
+        else:
+            extra = "- | -"
+        cells = " | ".join(f"{walls[h]:.1f}" for h in sizes)
+        print(f"| {v} | {cells} | {rate:.0f} | {extra} | "
+              f"{_median(runs[(v, big)], 'cpu'):.1f} | {_median(runs[(v, big)], 'peak_mb'):.0f} |")
+    if "lhotse" in variants:
+        lh = _median(runs[("lhotse", big)], "wall")
+        lh_inner = _median(runs[("lhotse", big)], "inner")
+        print(f"lhotse at {big:g} h: {lh:.1f} s whole command, {lh_inner:.1f} s in-process "
+              "(prepare + export, imports excluded)")
         for v in variants:
             if v.startswith("pipeline"):
-                print(f"{v} / lhotse: {best['lhotse']['wall'] / best[v]['wall']:.2f}x")
+                ours = _median(runs[(v, big)], "wall")
+                line = (f"{v}: whole {big:g} h command {lh / ours:.2f}x Lhotse's whole command, "
+                        f"{lh_inner / ours:.2f}x its in-process time")
+                if v in steady and "lhotse" in steady:
+                    line += f"; steady state {steady[v] / steady['lhotse']:.2f}x Lhotse's"
+                print(line)
 
 
 if __name__ == "__main__":

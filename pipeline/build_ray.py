@@ -2,8 +2,9 @@
 
 Ray is imported and started only here, and only when the build chose Ray (see
 :func:`pipeline.build.choose_runner`).  One Ray session serves the whole command: all
-recipes' shards go through one ``map_batches`` over one actor pool, so the actors (and the
-aligner each of them loads on first use) start once, not once per recipe.  Without
+recipes' shards go through one ``map_batches`` of tasks (:func:`write_batch`) that run in
+Ray's worker processes, so no process starts per recipe and each worker loads an aligner
+once (an actor pool would start processes of its own, for every ``map_batches``).  Without
 ``RAY_ADDRESS`` a new local Ray instance is started (never a cluster this machine happens
 to know about); with it, the job runs on that cluster with this project as its working
 directory.
@@ -30,28 +31,32 @@ class RayStartError(UserError, RuntimeError):
     """Ray could not be started or joined; the message says what to check."""
 
 
-class ShardWriter:
-    """Ray actor: writes shards of any recipe of the command.  A row names its recipe's
-    output folder and options; the actor builds one :class:`~pipeline.stages.SampleMaker`
-    per recipe on first use (makers share their aligner: ``stages.shared_aligner``)."""
+#: The SampleMakers of this worker process, by recipe options (see :func:`write_batch`).
+_MAKERS: dict[str, SampleMaker] = {}
 
-    def __init__(self) -> None:
-        self.makers: dict[str, SampleMaker] = {}
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
-        results = []
-        for job, out_dir, options, spec_json, digest in zip(
-                batch["job"], batch["out"], batch["options"], batch["spec"], batch["digest"],
-                strict=True):
-            spec = ShardSpec.from_json(json.loads(spec_json))
-            try:
-                if options not in self.makers:
-                    self.makers[options] = SampleMaker(BuildOptions(**json.loads(options)))
-                part = write_shard(spec, Path(out_dir), self.makers[options], digest)
-            except Exception as err:  # noqa: BLE001 - reported per shard
-                part = crash_part(spec, digest, err)
-            results.append(json.dumps({"job": int(job), "part": part}))
-        return {"result": results}
+def write_batch(batch: dict[str, Any]) -> dict[str, list[str]]:
+    """Ray Data task: write the shards of ``batch`` (one row each), of any recipe.
+
+    A row names its recipe's output folder and options.  Ray runs these tasks in its
+    already started worker processes and reuses them, so a process builds one
+    :class:`~pipeline.stages.SampleMaker` per recipe on first use and keeps it (makers share
+    their aligner: ``stages.shared_aligner``): each alignment model loads once per worker,
+    and only when a record needs it.  No actor processes are started for the job.
+    """
+    results = []
+    for job, out_dir, options, spec_json, digest in zip(
+            batch["job"], batch["out"], batch["options"], batch["spec"], batch["digest"],
+            strict=True):
+        spec = ShardSpec.from_json(json.loads(spec_json))
+        try:
+            if options not in _MAKERS:
+                _MAKERS[options] = SampleMaker(BuildOptions(**json.loads(options)))
+            part = write_shard(spec, Path(out_dir), _MAKERS[options], digest)
+        except Exception as err:  # noqa: BLE001 - reported per shard
+            part = crash_part(spec, digest, err)
+        results.append(json.dumps({"job": int(job), "part": part}))
+    return {"result": results}
 
 
 def _use_cluster_token() -> None:
@@ -119,8 +124,6 @@ def run_ray(todo: Sequence[tuple[int, ShardSpec, str]], jobs: Sequence[tuple[Pat
     ctx.print_on_execution_start = False
     cpus = int(ray.cluster_resources().get("CPU", 1))
     n = max(1, min(workers or cpus, len(todo)))
-    # each row carries its recipe's folder and options: constructor arguments would go
-    # through the object store, which Ray warns about for restartable actors
     where = [(str(out.resolve()), json.dumps(opts.to_json(), sort_keys=True))
              for out, opts in jobs]
     ds = ray.data.from_items(
@@ -128,10 +131,8 @@ def run_ray(todo: Sequence[tuple[int, ShardSpec, str]], jobs: Sequence[tuple[Pat
           "spec": json.dumps(s.to_json()), "digest": d} for j, s, d in todo],
         override_num_blocks=len(todo),
     )
-    out = ds.map_batches(
-        ShardWriter, batch_size=1, compute=ray.data.ActorPoolStrategy(size=n), num_cpus=1,
-        batch_format="numpy",
-    )
+    out = ds.map_batches(write_batch, batch_size=1, num_cpus=1, concurrency=n,
+                         batch_format="numpy")
     for row in out.iter_rows():
         got = json.loads(row["result"])
         yield got["job"], got["part"]

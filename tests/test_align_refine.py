@@ -13,7 +13,7 @@ import pytest
 
 from pipeline import audio
 from pipeline.align import AlignConfig, AlignConfigError, make_aligner
-from pipeline.align.refine import refine_pause_edges, speech_frames
+from pipeline.align.refine import refine_pause_edges, refine_stop_closures, speech_frames
 from pipeline.align.sphinx import FRAME_OFFSET
 
 SR = 16000
@@ -63,6 +63,39 @@ def test_left_alone_without_evidence() -> None:
     assert refine_pause_edges(_clip([(0.205, 0.795)]), spans, 0.4) == spans
 
 
+CLOSURE = _clip([(0.1, 0.35), (0.45, 0.8)])  # 100 ms of background between two sounds
+
+
+@pytest.mark.parametrize(
+    ("stops", "boundary"),
+    [
+        ([(False, True), (False, False)], 0.4475),  # "like|a": the closure ends word 0
+        ([(False, False), (True, False)], 0.3525),  # "a|cat": the closure starts word 1
+        ([(False, True), (True, False)], 0.4),  # "get|to": stops on both sides, stays
+        ([(False, False), (False, False)], 0.4),  # no stop: a boundary in a pause-like gap
+    ],
+)
+def test_a_stop_closure_goes_to_the_stop_word(
+    stops: list[tuple[bool, bool]], boundary: float
+) -> None:
+    got = refine_stop_closures(CLOSURE, [(0.1, 0.4), (0.4, 0.8)], stops, 0.2)
+    assert got == [pytest.approx((0.1, boundary)), pytest.approx((boundary, 0.8))]
+
+
+def test_closure_rule_limits() -> None:
+    stops = [(False, True), (False, False)]
+    # a gap between the words is a pause (refine_pause_edges' business), not a closure
+    assert refine_stop_closures(CLOSURE, [(0.1, 0.38), (0.42, 0.8)], stops, 0.2) == [
+        (0.1, 0.38), (0.42, 0.8)]
+    # 300 ms of background is longer than any closure
+    long_gap = _clip([(0.1, 0.35), (0.65, 0.9)])
+    spans = [(0.1, 0.5), (0.5, 0.9)]
+    assert refine_stop_closures(long_gap, spans, stops, 0.2) == spans
+    # the move may not leave the next word shorter than 30 ms
+    assert refine_stop_closures(CLOSURE, [(0.1, 0.4), (0.4, 0.47)], stops, 0.2) == [
+        (0.1, 0.4), (0.4, 0.47)]
+
+
 def test_real_speech_first_word_follows_leading_silence() -> None:
     """0.3 s more low-level noise in front moves only the refined times, by exactly 0.3 s."""
     x = audio.load(FIXTURES / "speech" / "1272-128104-0000.flac").samples
@@ -91,7 +124,8 @@ def test_frame_times_are_window_midpoints() -> None:
 
 
 @pytest.mark.parametrize(("key", "value"), [("edge_level", 1.0), ("edge_level", -0.1),
-                                            ("silprob", 0.0), ("silprob", 2.0)])
+                                            ("closure_level", 1.0), ("silprob", 0.0),
+                                            ("silprob", 2.0)])
 def test_config_ranges(key: str, value: float) -> None:
     with pytest.raises(AlignConfigError, match=f"align.{key} must be in"):
         AlignConfig.from_dict({key: value})

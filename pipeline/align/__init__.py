@@ -62,6 +62,7 @@ class AlignConfig:
     dither_lsb: float = 2.0
     silprob: float = 0.1
     edge_level: float = 0.4
+    closure_level: float = 0.2
     min_speech_dbfs: float = -50.0
     max_word_seconds: float = 3.0
     max_unaligned_speech: float = 0.4
@@ -85,13 +86,14 @@ class AlignConfig:
                     raise AlignConfigError(f"align.{key} must be a mapping language -> name")
                 d[key] = {str(k): str(v) for k, v in d[key].items()}
         for key in (
-            "sil_threshold", "dither_lsb", "silprob", "edge_level", "min_speech_dbfs",
-            "max_word_seconds", "max_unaligned_speech",
+            "sil_threshold", "dither_lsb", "silprob", "edge_level", "closure_level",
+            "min_speech_dbfs", "max_word_seconds", "max_unaligned_speech",
         ):
             if key in d and not isinstance(d[key], int | float):
                 raise AlignConfigError(f"align.{key} must be a number, not {d[key]!r}")
-        if not 0 <= d.get("edge_level", 0) < 1:
-            raise AlignConfigError(f"align.edge_level must be in [0, 1), not {d['edge_level']}")
+        for key in ("edge_level", "closure_level"):
+            if not 0 <= d.get(key, 0) < 1:
+                raise AlignConfigError(f"align.{key} must be in [0, 1), not {d[key]}")
         if not 0 < d.get("silprob", 0.1) <= 1:
             raise AlignConfigError(f"align.silprob must be in (0, 1], not {d['silprob']}")
         return AlignConfig(**d)
@@ -175,6 +177,7 @@ class Aligner:
             opts = SphinxOptions(
                 g2p=self.cfg.g2p, phone_pass=self.cfg.phone_pass, dither_lsb=self.cfg.dither_lsb,
                 silprob=self.cfg.silprob, edge_level=self.cfg.edge_level,
+                closure_level=self.cfg.closure_level,
             )
             backend = SphinxBackend(opts)
         else:

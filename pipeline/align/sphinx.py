@@ -25,7 +25,8 @@ Timing (measured on real read speech with human word boundaries, bench/RESULTS.m
   early;
 * ``silprob`` (the decoder's silence insertion probability) is raised from 0.005 to 0.1,
   so an optional pause between words costs less than stretching a word over silence;
-* word edges next to pauses are then moved onto the energy evidence
+* word edges next to pauses, and boundaries where a word-final or word-initial stop
+  meets the next word, are then moved onto the energy evidence
   (:mod:`pipeline.align.refine`).
 """
 
@@ -39,11 +40,12 @@ import numpy as np
 
 from pipeline.align.base import AlignmentError
 from pipeline.align.g2p import G2PError, pronounce
-from pipeline.align.refine import refine_pause_edges
+from pipeline.align.refine import refine_pause_edges, refine_stop_closures
 from pipeline.format import SAMPLE_RATE
 
 _FILLERS = frozenset({"<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]"})
 _VARIANT_RE = re.compile(r"\(\d+\)$")
+_STOPS = frozenset("B D G P T K CH JH".split())  # stops and affricates (CMUdict phones)
 FRAME_RATE = 100  # pocketsphinx frames per second
 WINDOW_SECONDS = 0.025625  # pocketsphinx's analysis window (its -wlen default)
 #: seconds from a frame's first sample to the midpoint between its window centre and the
@@ -57,6 +59,7 @@ class SphinxOptions:
 
     ``silprob``: the decoder's silence insertion probability; ``edge_level``: threshold of
     :func:`~pipeline.align.refine.refine_pause_edges` (0 turns that refinement off);
+    ``closure_level``: the same for :func:`~pipeline.align.refine.refine_stop_closures`;
     ``frame_offset``: seconds added to every frame time (0 reads a frame's time as its
     window start, as before issue 16).
     """
@@ -66,6 +69,7 @@ class SphinxOptions:
     dither_lsb: float = 2.0
     silprob: float = 0.1
     edge_level: float = 0.4
+    closure_level: float = 0.2
     frame_offset: float = FRAME_OFFSET
     beam: float = 1e-80
     wbeam: float = 1e-40
@@ -138,7 +142,15 @@ class SphinxBackend:
         spans = [(s + offset, e + offset) for s, e in spans]
         if self.options.edge_level > 0:
             spans = refine_pause_edges(samples, spans, self.options.edge_level)
+        if self.options.closure_level > 0:
+            stops = [self._stop_edges(unit) for unit in units]
+            spans = refine_stop_closures(samples, spans, stops, self.options.closure_level)
         return spans
+
+    def _stop_edges(self, word: str) -> tuple[bool, bool]:
+        """Whether ``word``'s (first) pronunciation begins / ends with a stop or affricate."""
+        phones = (self._decoders[0].lookup_word(word) or "").split()
+        return bool(phones) and phones[0] in _STOPS, bool(phones) and phones[-1] in _STOPS
 
     def _run(self, dec: Any, pcm: bytes, units: list[str]) -> list[tuple[float, float]]:
         try:
