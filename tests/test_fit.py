@@ -18,7 +18,7 @@ def fit(run_dir: Path, mixture: Path, *overrides: str) -> dict[int, dict[str, fl
     """Run fit.py in a subprocess; returns the logged train metrics by step."""
     cmd = [
         sys.executable, str(ROOT / "trainer/fit.py"), "+experiment=multitask", "model=tiny",
-        "trainer=cpu", f"data.mixture={mixture}", f"paths.run_dir={run_dir}",
+        "trainer=cpu", f"data.mixture={mixture}", f"hydra.run.dir={run_dir}",
         "data.steps_per_epoch=3", "trainer.max_epochs=2", "data.num_workers=0",
         "trainer.enable_progress_bar=false", "torch_threads=1",
         "callbacks.checkpoint.every_n_train_steps=2", "callbacks.checkpoint.every_n_epochs=null",

@@ -3,15 +3,48 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import lightning as L
 from torch.utils.data import DataLoader
 
 from trainer.data import EvalSet, PositionedLoader, StreamConfig, TrainStream
-from trainer.features import Collator
+from trainer.features import IGNORE, Collator
 from trainer.reader import Shard, pairs_of, read_mixture, select_shards
 from trainer.tokenizer import QwenAudioTokenizer
+
+
+def target_tokens(batch: dict[str, Any]) -> float:
+    """Weighted count of the scored tokens of a batch (host tensors: no device sync)."""
+    scored = (batch["labels"][:, 1:] != IGNORE).sum(1).to(batch["weight"].dtype)
+    return float((scored * batch["weight"]).sum())
+
+
+def with_step_tokens(batches: Iterable[dict[str, Any]], accumulate: int) -> Iterator[dict]:
+    """Batches in groups of ``accumulate`` (one optimizer step), each group looked at whole
+    before its first batch is handed out: every batch carries ``step_tokens`` (the target
+    tokens of its group on this rank) and ``step_first`` (first batch of its group)."""
+    it = iter(batches)
+    while True:
+        group = [b for _, b in zip(range(accumulate), it, strict=False)]
+        if not group:
+            return
+        total = sum(target_tokens(b) for b in group)
+        for i, batch in enumerate(group):
+            yield {**batch, "step_tokens": total, "step_first": i == 0}
+
+
+class StepLoader(PositionedLoader):
+    """The training loader: batches with the target-token count of their optimizer step,
+    so that the loss is normalised over the whole step (see ``QwenAudioModule``)."""
+
+    def __init__(self, *args: Any, accumulate: int = 1, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.accumulate = accumulate
+
+    def __iter__(self) -> Iterator[dict]:  # type: ignore[override]
+        yield from with_step_tokens(super().__iter__(), self.accumulate)
 
 
 class ShardDataModule(L.LightningDataModule):
@@ -96,7 +129,7 @@ class ShardDataModule(L.LightningDataModule):
         done = self.trainer.global_step * self.trainer.accumulate_grad_batches
         return divmod(done, self.steps_per_epoch)
 
-    def train_dataloader(self) -> PositionedLoader:
+    def train_dataloader(self) -> StepLoader:
         """Endless-stream loader cut to ``steps_per_epoch`` batches per rank."""
         rank, world = self._rank()
         accumulate = self.trainer.accumulate_grad_batches if self.trainer else 1
@@ -109,12 +142,19 @@ class ShardDataModule(L.LightningDataModule):
                 f"accumulate_grad_batches {accumulate} (exact resume counts whole steps)"
             )
         stream = TrainStream(self.stream_config(), self.collate, rank, world)
-        return PositionedLoader(stream, self._position, num_workers=self.num_workers)
+        return StepLoader(
+            stream, self._position, num_workers=self.num_workers, accumulate=accumulate
+        )
 
-    def eval_loader(self, role: str = "valid", prompt_only: bool = False) -> DataLoader:
-        """Once-through loader over the ``role`` shards (valid or test)."""
-        rank, world = self._rank()
-        per_rank = max(1, self.eval_batch_size // world)
+    def eval_loader(
+        self, role: str = "valid", prompt_only: bool = False,
+        rank: int | None = None, world: int | None = None, per_rank: int | None = None,
+    ) -> DataLoader:
+        """Once-through loader over the ``role`` shards (valid or test); ``rank``/``world``
+        default to the trainer's, ``per_rank`` to ``eval_batch_size // world``."""
+        if rank is None or world is None:
+            rank, world = self._rank()
+        per_rank = per_rank or max(1, self.eval_batch_size // world)
         data = EvalSet(self.shards[role], per_rank, self.collate, rank, world, prompt_only)
         return DataLoader(data, batch_size=None, num_workers=self.num_workers)
 

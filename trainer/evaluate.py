@@ -1,28 +1,35 @@
 """Greedy decoding + per-task scores of a trained run, written as a table.
 
 ``python trainer/evaluate.py --run runs/multitask/<date> [--ckpt <file or folder>]
-[--role test|valid] [--max-new-tokens 128]``
+[--role test|valid] [--max-new-tokens 128] [--device auto|cpu|cuda]``
 
-The model is rebuilt from the run's saved Hydra config (``.hydra/config.yaml``) and the
-weights are read from the checkpoint (``checkpoints/last.ckpt`` by default; a distributed
-FSDP2 checkpoint folder works too).  Writes ``eval_<role>.md`` (per-task table),
-``eval_<role>.json`` and ``predictions_<role>.jsonl`` in the run directory.
+The model is rebuilt from the run's saved Hydra config (``.hydra/config.yaml``) on the
+meta device and its weights read straight onto the device from the checkpoint
+(``checkpoints/last.ckpt`` by default; a distributed FSDP2 checkpoint folder or a
+safetensors file works too).  On a GPU the model runs in bf16; decoding is batched greedy
+with the key/value cache.  Under ``torchrun --nproc-per-node N`` each rank decodes its share
+of the batches and rank 0 gathers them (same predictions, in the same order, as one
+process).  Writes ``eval_<role>.md`` (per-task table), ``eval_<role>.json`` and
+``predictions_<role>.jsonl`` in the run directory (rank 0).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 import torch
+import torch.distributed as dist
 from omegaconf import OmegaConf
 
-from trainer.checkpoint import load_weights
+from trainer.checkpoint import init_weights
 from trainer.features import TASK_NAMES
 from trainer.fit import build_module
 from trainer.model import QwenAudioModel
@@ -31,15 +38,20 @@ from trainer.tokenizer import QwenAudioTokenizer
 
 
 @torch.no_grad()
-def greedy(
+def generate(
     net: QwenAudioModel, tok: QwenAudioTokenizer, batch: dict, max_new_tokens: int
 ) -> list[str]:
-    """Greedy continuations of left-padded prompt-only batches, up to ``<|endoftext|>``."""
-    embeds = net.embed(batch["input_ids"], batch["input_features"], batch["feature_lens"])
+    """Greedy continuations of a left-padded prompt-only batch, up to ``<|endoftext|>``.
+
+    Batched, with the key/value cache; the batch's tensors move to the model's device.
+    """
+    device = next(net.parameters()).device
+    embeds = net.embed(*(batch[k].to(device) for k in ("input_ids", "input_features",
+                                                       "feature_lens")))
     out = net.lm.generate(
-        inputs_embeds=embeds, attention_mask=batch["attention_mask"], do_sample=False,
-        num_beams=1, max_new_tokens=max_new_tokens, eos_token_id=tok.eot_id,
-        pad_token_id=tok.eot_id,
+        inputs_embeds=embeds, attention_mask=batch["attention_mask"].to(device),
+        do_sample=False, num_beams=1, max_new_tokens=max_new_tokens, use_cache=True,
+        eos_token_id=tok.eot_id, pad_token_id=tok.eot_id,
     )
     texts = []
     for row in out.tolist():
@@ -49,28 +61,70 @@ def greedy(
     return texts
 
 
+greedy = generate  # the former name
+
+
+def _distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size); starts the process group under torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return (dist.get_rank(), dist.get_world_size()) if world > 1 else (0, 1)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto``: this process's GPU (``LOCAL_RANK``) when there is one, else the CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device(name)
+
+
+def load_for_eval(run: Path, ckpt: Path | None, device: torch.device) -> tuple[Any, Any]:
+    """The run's data module and its net, weights read straight onto ``device`` (bf16 on
+    a GPU, fp32 on CPU), in eval mode."""
+    cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
+    cfg.paths.run_dir = str(run)  # the saved config names Hydra's run dir
+    cfg.init_from = str(ckpt or run / "checkpoints" / "last.ckpt")
+    data, module = build_module(cfg, materialize=False)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    init_weights(module.net, device, cfg.seed, cfg.init_from)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    return data, module.net.to(dtype).eval()
+
+
 def evaluate(
-    run: Path, ckpt: Path | None = None, role: str = "test", max_new_tokens: int = 128
+    run: Path, ckpt: Path | None = None, role: str = "test", max_new_tokens: int = 128,
+    device: str = "auto",
 ) -> dict[str, dict[str, float]]:
     """Decode every ``role`` entry once, score per task, write the table; returns scores."""
-    cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
-    cfg.init_from = None
-    data, module = build_module(cfg)
-    load_weights(module, ckpt or run / "checkpoints" / "last.ckpt")
-    net = module.net.eval()
+    dev = pick_device(device)
+    rank, world = _distributed(dev)
+    data, net = load_for_eval(run, ckpt, dev)
     if not data.shards[role]:
         raise ValueError(f"no {role!r} shards in this run's data; try --role valid")
+    mine = []  # (global batch index, row, task, entry) of this rank's real rows
+    loader = data.eval_loader(role, prompt_only=True, rank=rank, world=world,
+                              per_rank=data.eval_batch_size)
+    for i, batch in enumerate(loader):
+        preds = generate(net, data.tokenizer, batch, max_new_tokens)
+        for j, pred in enumerate(preds):
+            if batch["weight"][j] > 0:
+                mine.append((rank + i * world, j, TASK_NAMES[int(batch["task_ids"][j])],
+                             {"key": batch["keys"][j], "reference": batch["targets"][j],
+                              "prediction": pred}))
+    everyone = [mine]
+    if world > 1:
+        everyone = [None] * world
+        dist.all_gather_object(everyone, mine)
     rows: dict[str, list[dict[str, str]]] = defaultdict(list)
-    for batch in data.eval_loader(role, prompt_only=True):
-        preds = greedy(net, data.tokenizer, batch, max_new_tokens)
-        for i, pred in enumerate(preds):
-            if batch["weight"][i] > 0:
-                rows[TASK_NAMES[int(batch["task_ids"][i])]].append(
-                    {"key": batch["keys"][i], "reference": batch["targets"][i],
-                     "prediction": pred}
-                )
+    for _, _, task, row in sorted((r for part in everyone for r in part), key=lambda r: r[:2]):
+        rows[task].append(row)
     scores = {task: {"n": len(r), **score_task(task, r)} for task, r in sorted(rows.items())}
-    _write(run, role, scores, rows)
+    if rank == 0:
+        _write(run, role, scores, rows)
     return scores
 
 
@@ -95,9 +149,14 @@ def main() -> None:
     ap.add_argument("--ckpt", type=Path, default=None, help="default: checkpoints/last.ckpt")
     ap.add_argument("--role", default="test", choices=["test", "valid"])
     ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                    help="auto: the GPU of this rank when there is one (bf16), else CPU")
     args = ap.parse_args()
-    evaluate(args.run, args.ckpt, args.role, args.max_new_tokens)
-    print((args.run / f"eval_{args.role}.md").read_text())
+    evaluate(args.run, args.ckpt, args.role, args.max_new_tokens, args.device)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print((args.run / f"eval_{args.role}.md").read_text())
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -11,8 +11,11 @@ import lightning as L
 import torch
 import torch.distributed as dist
 
+from trainer.checkpoint import init_weights
 from trainer.features import TASK_NAMES
-from trainer.model import QwenAudioModel, parallelize
+from trainer.flops import Dims, batch_train_flops, dims_of
+from trainer.materialize import keep_rows_frozen, named_params
+from trainer.model import QwenAudioModel, parallelize, param_groups, scored_index
 from trainer.tokenizer import QwenAudioTokenizer
 
 NT = len(TASK_NAMES)
@@ -39,6 +42,19 @@ def _all_reduce(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def _optimizer_groups(net: QwenAudioModel) -> list[dict[str, Any]]:
+    """:func:`trainer.model.param_groups`, with every parameter that has frozen rows
+    (``net.trainable_rows``: an LM head not tied to the embeddings too) in the group
+    without weight decay, so that decay cannot move the rows the gradient hook keeps."""
+    groups = param_groups(net)
+    params = named_params(net)
+    kept = {id(params[name]) for name in getattr(net, "trainable_rows", {})}
+    moved = [p for p in groups[0]["params"] if id(p) in kept]
+    groups[0]["params"] = [p for p in groups[0]["params"] if id(p) not in kept]
+    groups[1]["params"] = [*groups[1]["params"], *moved]
+    return [g for g in groups if g["params"]]
+
+
 class QwenAudioModule(L.LightningModule):
     """Trains a :class:`QwenAudioModel` on every task of the mixture at once.
 
@@ -55,31 +71,66 @@ class QwenAudioModule(L.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         param_dtype: str | None = None,
         activation_checkpointing: bool = False,
+        init_from: str | None = None,
+        init_seed: int = 0,
+        peak_tflops: float | None = None,
+        compile: bool = False,
     ) -> None:
+        """``net`` is built on the meta device; ``configure_model`` shards it, then fills
+        each rank's shard: deterministic init (``init_seed``), the pretrained folders of
+        the model config, then ``init_from`` (see :mod:`trainer.checkpoint`)."""
         super().__init__()
         self.tokenizer = tokenizer
-        self.net = net(tokenizer=tokenizer)
+        self.net = net(tokenizer=tokenizer, empty=True)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.param_dtype, self.activation_checkpointing = param_dtype, activation_checkpointing
+        self.init_from, self.init_seed = init_from, init_seed
         self._parallelized = False
+        self._step_tokens: torch.Tensor | None = None
         self._last_step_time: float | None = None
         self._val: torch.Tensor | None = None
+        # throughput logs (_log_train): bf16 dense peak of one device for train/mfu
+        self.peak_tflops = peak_tflops
+        self.compile = compile  # torch.compile each layer (trainer.model.compile_blocks)
+        self._acc: torch.Tensor | None = None
+        self._dims: Dims | None = None
 
     def configure_model(self) -> None:
-        """FSDP2 under ``ModelParallelStrategy`` (shards the net that ``training_step`` calls)."""
+        """Shard (FSDP2 under ``ModelParallelStrategy``: the net that ``training_step``
+        calls), then materialise only this rank's shard with its weights.
+
+        Without a trainer (evaluation, benchmarks, tests) it is materialised on CPU, sharded
+        over ``device_mesh["data_parallel"]`` when one was set.
+        """
         if self._parallelized:
             return
-        mesh = self.device_mesh["data_parallel"] if self.device_mesh is not None else None
-        parallelize(self.net, mesh, self.param_dtype, self.activation_checkpointing)
+        mesh, device = None, torch.device("cpu")
+        if self._trainer is not None:
+            mesh = getattr(self.trainer.strategy, "fsdp_mesh", None)  # HSDP's 2-D mesh
+            device = self.trainer.strategy.root_device
+        if mesh is None and self.device_mesh is not None:
+            mesh = self.device_mesh["data_parallel"]
+        parallelize(
+            self.net, mesh, self.param_dtype, self.activation_checkpointing, self.compile
+        )
+        init_weights(self.net, device, self.init_seed, self.init_from)
+        params = named_params(self.net)
+        for name, first in getattr(self.net, "trainable_rows", {}).items():
+            keep_rows_frozen(params[name], first)
         self._parallelized = True
 
     def _stats(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Local loss sum, and all-reduced per-task sums/counts + batch statistics."""
+        """Local loss sum, and all-reduced per-task sums/counts + batch statistics.
+
+        Tensor code only (no host sync): ``stats`` is ``NT`` per-task loss sums, ``NT``
+        per-task token counts, then real tokens, all tokens, audio seconds, real mel
+        frames, all mel frames, model FLOPs of a training step (:mod:`trainer.flops`).
+        """
         losses, rows = self.net(batch)
         weight = batch["weight"][rows]
         losses = losses * weight
         tasks = batch["task_ids"][rows]
-        stats = torch.zeros(2 * NT + 5, device=losses.device)
+        stats = torch.zeros(2 * NT + 6, device=losses.device)
         stats[:NT].index_add_(0, tasks, losses.detach().float())
         stats[NT : 2 * NT].index_add_(0, tasks, weight.float())
         real = batch["attention_mask"].sum() * (batch["weight"][0] > 0)
@@ -88,32 +139,102 @@ class QwenAudioModule(L.LightningModule):
         stats[2 * NT + 2] = (batch["durations"] * batch["weight"]).sum()
         stats[2 * NT + 3] = batch["feature_lens"].sum()
         stats[2 * NT + 4] = batch["input_features"].shape[-1] * len(batch["feature_lens"])
+        if self._dims is None:
+            self._dims = dims_of(self.net)
+        stats[2 * NT + 5] = batch_train_flops(self._dims, batch) * (batch["weight"][0] > 0)
         return losses.sum(), _all_reduce(stats)
 
+
+    def _tokens_of_step(self, batch: dict[str, Any], micro_tokens: torch.Tensor) -> torch.Tensor:
+        """Target tokens of the whole optimizer step, over its micro-batches and all ranks.
+
+        The training loader counts them on the host before the step's first micro-batch
+        (``step_tokens``, see :class:`trainer.datamodule.StepLoader`); they are summed over
+        ranks once per step, on its first micro-batch.
+        """
+        accumulate = self.trainer.accumulate_grad_batches
+        if "step_tokens" not in batch:
+            if accumulate > 1:
+                raise ValueError(
+                    "accumulate_grad_batches > 1 needs batches with step_tokens (the loader "
+                    "of trainer.datamodule.ShardDataModule counts them)"
+                )
+            return micro_tokens
+        if batch["step_first"] or self._step_tokens is None:
+            count = torch.tensor([float(batch["step_tokens"])], device=micro_tokens.device)
+            self._step_tokens = _all_reduce(count)[0].clamp(min=1)
+        return self._step_tokens
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        """Global-token-mean cross-entropy of the target tokens."""
+        """Cross-entropy summed over this micro-batch's target tokens, divided by the
+        target tokens of the whole optimizer step (all micro-batches, all ranks): the
+        gradients of ``k`` accumulated micro-batches equal those of one batch ``k`` times
+        as large, on any number of ranks."""
         local_sum, stats = self._stats(batch)
         tokens = stats[NT : 2 * NT].sum().clamp(min=1)
-        # Gradients are averaged over ranks by DDP/FSDP, hence the world-size factor.
-        loss = local_sum * self.trainer.world_size / tokens
+        step_tokens = self._tokens_of_step(batch, tokens)
+        # DDP/FSDP average gradients over ranks and Lightning divides each micro-batch's
+        # loss by accumulate_grad_batches: both factors are undone here.
+        scale = self.trainer.world_size * self.trainer.accumulate_grad_batches
+        loss = local_sum * scale / step_tokens
         self._log_train(stats, tokens)
         return loss
 
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Adds ``scored`` (:func:`trainer.model.scored_index`) while the labels are on the
+        host, so that the loss sizes its gather without waiting for the GPU."""
+        if isinstance(batch, dict) and "labels" in batch and "scored" not in batch:
+            batch["scored"] = scored_index(batch["labels"])
+        return batch
+
+    def _log_now(self) -> bool:
+        """Whether Lightning writes the logs of this step (``log_every_n_steps``)."""
+        return bool(self.trainer._logger_connector.should_update_logs)
+
     def _log_train(self, stats: torch.Tensor, tokens: torch.Tensor) -> None:
-        logs = {"train/loss": stats[:NT].sum() / tokens}
+        """Sums ``stats`` on the device every step; converts and logs them only on the
+        steps Lightning logs (``trainer.log_every_n_steps``): the only host syncs.
+
+        The losses are the means over the target tokens of the steps since the last log;
+        ``train/tokens_per_s`` (real sequence tokens, audio pads included),
+        ``train/audio_s_per_s``, ``train/tflops`` (model TFLOP/s per device) and
+        ``train/mfu`` (against ``peak_tflops``) are over the wall time between two logs.
+        """
+        acc = stats.detach()
+        self._acc = acc if self._acc is None else self._acc + acc
+        if not self._log_now():
+            return
+        s = self._acc.tolist()  # the one sync of the logging interval
+        self._acc = None
+        logs = {"train/loss": sum(s[:NT]) / max(sum(s[NT : 2 * NT]), 1.0)}
         for i, name in enumerate(TASK_NAMES):
-            if stats[NT + i] > 0:
-                logs[f"train/loss_{name}"] = stats[i] / stats[NT + i]
-        logs["train/pad_share_text"] = 1 - stats[2 * NT] / stats[2 * NT + 1]
-        logs["train/pad_share_audio"] = 1 - stats[2 * NT + 3] / stats[2 * NT + 4]
+            if s[NT + i] > 0:
+                logs[f"train/loss_{name}"] = s[i] / s[NT + i]
+        logs["train/pad_share_text"] = 1 - s[2 * NT] / max(s[2 * NT + 1], 1.0)
+        logs["train/pad_share_audio"] = 1 - s[2 * NT + 3] / max(s[2 * NT + 4], 1.0)
         now = time.perf_counter()
         if self._last_step_time is not None:
             seconds = now - self._last_step_time
-            logs["train/tokens_per_s"] = stats[2 * NT] / seconds
-            logs["train/audio_s_per_s"] = stats[2 * NT + 2] / seconds
+            logs["train/tokens_per_s"] = s[2 * NT] / seconds
+            logs["train/audio_s_per_s"] = s[2 * NT + 2] / seconds
+            tflops = s[2 * NT + 5] / seconds / self.trainer.world_size / 1e12
+            logs["train/tflops"] = tflops
+            if self.peak_tflops:
+                logs["train/mfu"] = tflops / self.peak_tflops
         self._last_step_time = now
         self.log("loss", logs["train/loss"], prog_bar=True, logger=False, batch_size=1)
-        self.log_dict({k: float(v) for k, v in logs.items()}, on_step=True, batch_size=1)
+        self.log_dict(logs, on_step=True, batch_size=1)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """On logged steps, ``train/grad_norm``: the total gradient norm before clipping."""
+        if not self._log_now():
+            return
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads:
+            norm = torch.nn.utils.get_total_norm(grads)
+            full = getattr(norm, "full_tensor", None)  # FSDP2: a DTensor of partial norms
+            norm = full() if full is not None else norm
+            self.log("train/grad_norm", float(norm), on_step=True, batch_size=1)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Accumulates per-task sums; every sample counts exactly once."""
@@ -133,10 +254,9 @@ class QwenAudioModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         """The configured optimizer over trainable parameters, with a per-step schedule."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        if not params:
+        if not any(p.requires_grad for p in self.parameters()):
             raise ValueError("every part of the model is frozen: nothing to train")
-        opt = self.optimizer_factory(params)
+        opt = self.optimizer_factory(_optimizer_groups(self.net))
         if self.scheduler_factory is None:
             return {"optimizer": opt}
         total = int(self.trainer.estimated_stepping_batches)
