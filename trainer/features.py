@@ -64,7 +64,7 @@ class Collator:
     ) -> None:
         """``pad_to_30s=True`` pads every clip's features to Whisper's fixed 30 s (3000
         frames) instead of the longest clip of the batch; the audio tokens still follow each
-        clip's own length (the baseline of ``bench/train_throughput.py``)."""
+        clip's own length (the baseline of ``bench/batching_throughput.py``)."""
         self.tokenizer = tokenizer
         self.extractor = WhisperFeatureExtractor(feature_size=num_mel_bins)
         self.pad_to_30s = pad_to_30s
@@ -118,4 +118,5 @@ class Collator:
             "weight": torch.full((len(pairs),), float(weight)),
             "keys": [p.key for p in pairs],
             "targets": [p.target for p in pairs],
+            "prompts": [p.prompt for p in pairs],  # scoring reads their language tags
         }
