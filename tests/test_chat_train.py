@@ -78,15 +78,13 @@ def test_evaluation_has_each_valid_sample_once(data: ChatDataModule) -> None:
             assert row[-3:] == [tok.token_to_id("<|im_start|>"), *tok.encode("assistant\n")]
 
 
-@pytest.mark.slow
-def test_tiny_model_loss_falls_on_a_chat_run(tmp_path: Path) -> None:
-    mixture = write_mixture(tmp_path / "shards", train=(8, 5), valid=(3,))
-    run = tmp_path / "run"
+def fit(run: Path, mixture: Path, *overrides: str) -> tuple[dict[int, float], list[float]]:
+    """A tiny chat run of fit.py in a subprocess: train loss by step, validation losses."""
     cmd = [sys.executable, str(ROOT / "trainer/fit.py"), "+experiment=chat", "model=tiny",
            "trainer=cpu", f"data.mixture={mixture}", f"paths.run_dir={run}",
            "data.steps_per_epoch=6", "trainer.max_epochs=2", "data.num_workers=0",
            "data.global_batch_size=4", "trainer.enable_progress_bar=false", "torch_threads=1",
-           "optim.optimizer.lr=3e-3"]
+           "optim.optimizer.lr=3e-3", *overrides]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -97,7 +95,25 @@ def test_tiny_model_loss_falls_on_a_chat_run(tmp_path: Path) -> None:
                 train[int(row["step"])] = float(row["train/loss"])
             if row.get("val/loss"):
                 val.append(float(row["val/loss"]))
+    return train, val
+
+
+@pytest.mark.slow
+def test_tiny_model_loss_falls_on_a_chat_run(tmp_path: Path) -> None:
+    mixture = write_mixture(tmp_path / "shards", train=(8, 5), valid=(3,))
+    train, val = fit(tmp_path / "run", mixture)
     assert sorted(train) == list(range(12))
     first, last = sum(train[s] for s in range(3)) / 3, sum(train[s] for s in range(9, 12)) / 3
     assert last < first - 0.3  # falls, beyond step-to-step noise
     assert len(val) == 2 and val[1] < val[0]
+
+
+@pytest.mark.slow
+def test_fsdp2_two_processes_match_one_on_chat_batches(tmp_path: Path) -> None:
+    mixture = write_mixture(tmp_path / "shards", train=(8, 5), valid=(3,))
+    short = ("data.steps_per_epoch=3", "trainer.max_epochs=1")
+    one, _ = fit(tmp_path / "one", mixture, *short)
+    two, _ = fit(tmp_path / "two", mixture, *short, "trainer=fsdp_cpu")
+    assert sorted(one) == sorted(two) == [0, 1, 2]
+    for step in one:  # same global batches of conversations, split over two ranks
+        assert two[step] == pytest.approx(one[step], rel=1e-5)
