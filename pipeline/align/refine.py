@@ -30,6 +30,7 @@ from pipeline.audio import SAMPLE_RATE
 HOP = 0.005  #: seconds between energy frames
 WINDOW = 0.010  #: seconds of audio per energy frame
 MIN_RANGE_DB = 20.0  #: spread of frame levels (95th - 5th percentile) needed to refine
+SPEECH_DB = 25.0  #: frames within this of the loudest are speech (as align's coverage check)
 MIN_TRIM = 0.010  #: a silent run shorter than this at a word edge is left in the word
 MIN_CLOSURE, MAX_CLOSURE = 0.020, 0.250  #: seconds of near-background audio taken as a closure
 MIN_WORD = 0.030  #: a moved shared boundary leaves both words at least this long
@@ -51,7 +52,9 @@ def speech_frames(samples: np.ndarray, level: float) -> np.ndarray | None:
     """Frames above ``level`` of the way from the clip's background to its speech level.
 
     Background and speech level are the 5th and 95th percentiles of :func:`frame_levels`.
-    Returns ``None`` when they are less than :data:`MIN_RANGE_DB` apart.
+    Returns ``None`` when they are less than :data:`MIN_RANGE_DB` apart.  The threshold
+    never exceeds :data:`SPEECH_DB` below the loudest frame, so audio that the aligner's
+    coverage check counts as speech is never taken out of a word.
     """
     db = frame_levels(samples)
     if db.size == 0:
@@ -59,7 +62,7 @@ def speech_frames(samples: np.ndarray, level: float) -> np.ndarray | None:
     low, high = np.percentile(db, [5, 95])
     if high - low < MIN_RANGE_DB:
         return None
-    return db > low + level * (high - low)
+    return db > min(low + level * (high - low), db.max() - SPEECH_DB)
 
 
 def refine_pause_edges(
