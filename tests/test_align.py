@@ -51,7 +51,7 @@ def test_espeak_set_word_starts_within_30ms(aligner: Aligner) -> None:
         assert [w.word for w in words] == ref["text"].split(), js.name
         errors += [abs(w.start - r["start"]) for w, r in zip(words, ref["words"], strict=True)]
     assert len(ESPEAK) == 22
-    assert statistics.fmean(errors) < 0.030  # measured: 9.8 ms
+    assert statistics.fmean(errors) < 0.030  # measured: 13.5 ms (9.8 before issue 16)
 
 
 @pytest.mark.parametrize("utt", sorted(LIBRI))

@@ -63,6 +63,17 @@ def test_left_alone_without_evidence() -> None:
     assert refine_pause_edges(_clip([(0.205, 0.795)]), spans, 0.4) == spans
 
 
+def test_threshold_stays_under_speech_level() -> None:
+    """Audio within 25 dB of the loudest frame is speech whatever the level asks."""
+    x = _clip([(0.1, 0.5)])
+    t = np.arange(len(x)) / SR
+    soft = (t >= 0.5) & (t < 0.9)
+    x[soft] += 0.01 * np.sin(2 * np.pi * 440 * t[soft])  # 20 dB under the loud part
+    frames = slice(round(0.6 / 0.005), round(0.8 / 0.005))
+    assert speech_frames(x, 0.9)[frames].all()  # 90% of the way up is above it: capped
+    assert speech_frames(x, 0.4)[frames].all()
+
+
 CLOSURE = _clip([(0.1, 0.35), (0.45, 0.8)])  # 100 ms of background between two sounds
 
 
