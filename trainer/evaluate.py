@@ -113,8 +113,8 @@ def evaluate(
         for j, pred in enumerate(preds):
             if batch["weight"][j] > 0:
                 mine.append((rank + i * world, j, TASK_NAMES[int(batch["task_ids"][j])],
-                             {"key": batch["keys"][j], "reference": batch["targets"][j],
-                              "prediction": pred}))
+                             {"key": batch["keys"][j], "prompt": batch["prompts"][j],
+                              "reference": batch["targets"][j], "prediction": pred}))
     everyone = [mine]
     if world > 1:
         everyone = [None] * world
