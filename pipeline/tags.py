@@ -401,8 +401,8 @@ def srwt_target(
     The timed transcript ``<|0.00|>`` + target starts at 0.00, as the released prompt
     does: a pause before the first word of at most ``sil_threshold`` seconds belongs to
     the first word, a longer one is ``<|sil|>``.  Neighbouring words share one boundary
-    (the middle of any short gap between them); a gap longer than ``sil_threshold``,
-    and one after the last word, becomes ``<|sil|>`` between two time tokens, as in the
+    (the middle of any short gap between them); a gap longer than ``sil_threshold``
+    between words or after the last one becomes ``<|sil|>`` between two time tokens, as in the
     released example ``<|0.00|><|sil|><|0.54|>面<|0.86|>条<|1.17|>`` (target:
     ``<|sil|><|0.54|>面<|0.86|>条<|1.17|>``).  The target has exactly as many time tokens
     as words (silences counted) and ends with one.
