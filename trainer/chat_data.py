@@ -272,22 +272,21 @@ class ChatDataModule(ShardDataModule):
         )
 
     def train_dataloader(self) -> PositionedLoader:
-        """Endless conversation stream cut to ``steps_per_epoch`` batches per rank."""
-        rank, world = self._rank()
-        trainer = self.trainer
-        accumulate = trainer.accumulate_grad_batches if trainer else 1
-        if trainer is not None and trainer.reload_dataloaders_every_n_epochs != 1:
-            raise ValueError("set trainer.reload_dataloaders_every_n_epochs=1 (exact resume)")
-        if self.steps_per_epoch % accumulate:
-            raise ValueError(f"steps_per_epoch {self.steps_per_epoch} must be a multiple of "
-                             f"accumulate_grad_batches {accumulate}")
-        stream = ChatTrainStream(self.stream_config(), self.collate, rank, world)  # type: ignore[arg-type]
-        return PositionedLoader(stream, self._position, num_workers=self.num_workers)
+        """The parent's loader (its checks, its step-token counting) over the chat stream."""
+        loader = super().train_dataloader()  # builds a stream that is never iterated
+        stream = ChatTrainStream(self.stream_config(), self.collate, *self._rank())  # type: ignore[arg-type]
+        extra = {"accumulate": loader.accumulate} if hasattr(loader, "accumulate") else {}
+        return type(loader)(stream, self._position, num_workers=self.num_workers, **extra)
 
-    def eval_loader(self, role: str = "valid", prompt_only: bool = False) -> DataLoader:
-        """Once-through conversations of the ``role`` shards (valid or test)."""
-        rank, world = self._rank()
-        per_rank = max(1, self.eval_batch_size // world)
+    def eval_loader(
+        self, role: str = "valid", prompt_only: bool = False,
+        rank: int | None = None, world: int | None = None, per_rank: int | None = None,
+    ) -> DataLoader:
+        """Once-through conversations of the ``role`` shards (valid or test); ``rank``,
+        ``world`` and ``per_rank`` as :meth:`ShardDataModule.eval_loader`."""
+        if rank is None or world is None:
+            rank, world = self._rank()
+        per_rank = per_rank or max(1, self.eval_batch_size // world)
         plan = chat_eval_plan(self.shards[role], self.templates, self.tokenizer, self.seed,
                               self.max_tokens, per_rank, world)
         data = ChatEvalSet(plan, self.collate, rank, world, prompt_only)
