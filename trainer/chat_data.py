@@ -52,6 +52,7 @@ from trainer.data import (
 from trainer.datamodule import ShardDataModule
 from trainer.features import HOP, IGNORE, TASK_NAMES, Collator, audio_token_count
 from trainer.reader import AudioRef, Shard, load_audio, read_shard
+from trainer.scoring import accuracy_normalized, wer
 from trainer.tokenizer import QwenAudioTokenizer
 
 
@@ -169,8 +170,16 @@ class ChatCollator:
             "durations": torch.tensor([ex.duration for ex in examples], dtype=torch.float32),
             "weight": torch.full((len(seqs),), float(weight)),
             "keys": [ex.conv.id for ex in examples],
-            "targets": [ex.conv.pairs[-1][1] for ex in examples],
+            "prompts": [ex.conv.pairs[-1][0] for ex in examples],  # the last question
+            "targets": [ex.conv.pairs[-1][1] for ex in examples],  # its answer
         }
+
+
+def score_chat(rows: Sequence[dict[str, str]]) -> dict[str, float]:
+    """Scores of decoded last answers against the reference answers: exact match (after
+    the scorer's normalization) and word error rate."""
+    refs, hyps = [r["reference"] for r in rows], [r["prediction"] for r in rows]
+    return {"exact": accuracy_normalized(refs, hyps), "wer": wer(refs, hyps)}
 
 
 class ChatTrainStream(TrainStream):
