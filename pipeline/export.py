@@ -2,7 +2,8 @@
 
 ``python -m pipeline.export --format chatml|swift|llamafactory --out DIR
 [--mixture data/shards/mixture.json --role train | --index DIR_OR_INDEX ... --splits a,b]
-[--seed 0] [--templates conf/chat/templates.yaml] [--max-tokens 2048] [--name NAME]``
+[--seed 0] [--templates conf/chat/templates.yaml] [--max-tokens 2048] [--name NAME]
+[--times tokens|seconds]``
 
 Writes into ``DIR``::
 
@@ -40,8 +41,10 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,8 @@ from pipeline.chat import (
 )
 
 FORMATS = ("chatml", "swift", "llamafactory")
+TIMES = ("tokens", "seconds")
+_TIME = re.compile(r"<\|(\d+\.\d{2})\|>")
 PARTS = ".parts"
 
 
@@ -68,6 +73,13 @@ def _dump(obj: Any) -> str:
 def audio_path(clip: Clip) -> str:
     """Where a clip's FLAC goes, relative to the export folder."""
     return f"audio/{clip.set_name}/{clip.split}/{clip.key}.flac"
+
+
+def plain_times(conv: Conversation) -> Conversation:
+    """``conv`` with each time token ``<|2.33|>`` written as ``2.33`` (for models whose
+    tokenizer has no time tokens)."""
+    pairs = tuple((_TIME.sub(r"\1", q), _TIME.sub(r"\1", a)) for q, a in conv.pairs)
+    return replace(conv, pairs=pairs)
 
 
 def line(fmt: str, conv: Conversation) -> str:
@@ -111,7 +123,7 @@ def _reject(shard: Any, reason: str, key: str | None = None) -> str:
 
 def export_shard(
     shard: Any, fmt: str, out: Path, templates: Templates, seed: int,
-    length: Callable[[Conversation], int], max_tokens: int,
+    length: Callable[[Conversation], int], max_tokens: int, times: str = "tokens",
 ) -> tuple[list[str], list[str]]:
     """Lines and rejects of one shard; writes the audio files its conversations name."""
     from trainer.reader import read_shard
@@ -137,28 +149,33 @@ def export_shard(
             if not path.is_file() or path.read_bytes() != flac[clip]:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 _write_atomic(path, flac[clip])
-        lines.append(line(fmt, conv))
+        lines.append(line(fmt, plain_times(conv) if times == "seconds" else conv))
     return lines, rejects
 
 
 def _settings(fmt: str, shards: Sequence[Any], templates: Templates, seed: int,
-              max_tokens: int, name: str) -> dict[str, Any]:
+              max_tokens: int, name: str, times: str) -> dict[str, Any]:
     text = Path(templates.path).read_bytes()
-    return {"format": fmt, "name": name, "seed": seed, "max_tokens": max_tokens,
+    return {"format": fmt, "name": name, "seed": seed, "max_tokens": max_tokens, "times": times,
             "templates_sha256": hashlib.sha256(text).hexdigest(),
             "shards": [f"{s.set_name}/{Path(s.path).name}" for s in shards]}
 
 
 def run_export(shards: Sequence[Any], fmt: str, out: Path, templates: Templates, tokenizer: Any,
                seed: int = 0, max_tokens: int = DEFAULT_MAX_TOKENS,
-               name: str = "qwen_audio_chat") -> dict[str, Any]:
-    """Export ``shards`` (``trainer.reader.Shard``) into ``out``; returns ``export.json``."""
+               name: str = "qwen_audio_chat", times: str = "tokens") -> dict[str, Any]:
+    """Export ``shards`` (``trainer.reader.Shard``) into ``out``; returns ``export.json``.
+
+    ``times="seconds"`` writes time tokens as plain numbers (see :func:`plain_times`).
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if times not in TIMES:
+        raise ValueError(f"unknown times {times!r}; choose one of {', '.join(TIMES)}")
     out = Path(out)
     parts = out / PARTS
     parts.mkdir(parents=True, exist_ok=True)
-    settings = _settings(fmt, shards, templates, seed, max_tokens, name)
+    settings = _settings(fmt, shards, templates, seed, max_tokens, name, times)
     marker = parts / "settings.json"
     if marker.is_file() and json.loads(marker.read_text()) != settings:
         raise ValueError(f"{out} holds an unfinished or finished export with other settings "
@@ -173,7 +190,7 @@ def run_export(shards: Sequence[Any], fmt: str, out: Path, templates: Templates,
         if not done.is_file():
             try:
                 lines, rejects = export_shard(shard, fmt, out, templates, seed, length,
-                                              max_tokens)
+                                              max_tokens, times)
             except (OSError, ValueError) as err:  # unreadable or refused shard: retried next run
                 all_rejects.append(_reject(shard, f"shard not read: {err}"))
                 continue
@@ -219,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS)
     ap.add_argument("--name", default="qwen_audio_chat", help="dataset and file name")
     ap.add_argument("--tokenizer", default=None, help="qwen.tiktoken (default: the package's)")
+    ap.add_argument("--times", default="tokens", choices=TIMES,
+                    help="seconds: <|2.33|> written as 2.33 (models without time tokens)")
     args = ap.parse_args(argv)
     from trainer.tokenizer import QwenAudioTokenizer
 
@@ -229,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("no shards selected: check --mixture/--role or --index/--splits")
         report = run_export(shards, args.format, args.out, Templates.load(args.templates),
                             QwenAudioTokenizer.from_tiktoken(args.tokenizer), args.seed,
-                            args.max_tokens, args.name)
+                            args.max_tokens, args.name, args.times)
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -214,3 +214,14 @@ def test_command_line(shards: list[Path], tmp_path: Path,
     assert main(["--format", "swift", "--out", str(tmp_path / "p"), "--index",
                  str(shards[2]), "--splits", "nope"]) == 2
     assert "no shards selected" in capsys.readouterr().err
+
+
+def test_times_as_plain_seconds(shards: list[Path], tmp_path: Path) -> None:
+    assert main(["--format", "llamafactory", "--out", str(tmp_path), "--index", str(shards[0]),
+                 "--times", "seconds", "--seed", "3"]) == 0
+    texts = [m["content"] for r in rows(tmp_path) for m in r["messages"]]
+    assert not any(re.search(r"<\|\d+\.\d\d\|>", t) for t in texts)
+    grounded = [t for t in texts if " starts at " in t]
+    assert grounded and all(re.search(r"starts at \d+\.\d\d seconds and ends at \d+\.\d\d "
+                                      r"seconds\.$", t) for t in grounded)
+    assert json.loads((tmp_path / "export.json").read_text())["times"] == "seconds"
