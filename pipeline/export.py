@@ -14,8 +14,9 @@ Writes into ``DIR``::
     export.json            settings and counts
 
 Audio paths in the JSONL are relative to ``DIR``: LLaMA-Factory resolves them against its
-``dataset_dir``/``media_dir`` (give ``dataset_dir=DIR``); ms-swift and the release's loader
-open them against the working directory (run from ``DIR``).
+``dataset_dir``/``media_dir`` (give ``dataset_dir=DIR``); ms-swift opens them against the
+working directory or ``ROOT_IMAGE_DIR`` (its ``load_file``: run from ``DIR`` or set
+``ROOT_IMAGE_DIR=DIR``); the release's loader against the working directory.
 
 Formats (every line a JSON object):
 
