@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from dataset_recipes.common import Rejects, find_root, rel
+from dataset_recipes.common import Folder, Rejects, file_names, find_root, rel
 from dataset_recipes.samples.synth import syllables
 from dataset_recipes.textfiles import read_lines
 from pipeline.download import Downloads, Remote
@@ -80,15 +80,18 @@ def locate(raw: Path) -> Path:
     return find_root(raw, INFO, _is_root, ("data_aishell",))
 
 
-def _audio_index(root: Path) -> tuple[dict[str, tuple[str, Path]], set[str]]:
-    """{uttid: (split, wav)} of every unpacked wav, and the speakers that have a folder."""
-    index: dict[str, tuple[str, Path]] = {}
+def _audio_index(root: Path) -> tuple[dict[str, tuple[str, Folder]], set[str]]:
+    """{uttid: (split, speaker folder)} of every unpacked wav, and the speakers that have a
+    folder."""
+    index: dict[str, tuple[str, Folder]] = {}
     speakers: set[str] = set()
     for split in SPLITS:
         for spk in sorted(p for p in (root / "wav" / split).glob("S*") if p.is_dir()):
             speakers.add(spk.name)
-            for wav in sorted(spk.glob("*.wav")):
-                index[wav.stem] = (split, wav)
+            folder = Folder(spk, root)
+            for name in sorted(file_names(spk)):
+                if name.endswith(".wav"):
+                    index[name[:-4]] = (split, folder)
     return index, speakers
 
 
@@ -123,8 +126,9 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
             else:
                 absent.setdefault(spk, []).append(n)
             continue
-        split, wav = index[utt]
-        yield Record(INFO.name, split, utt, str(wav), rel(wav, root), "zh",
+        split, folder = index[utt]
+        yield Record(INFO.name, split, utt, folder.audio(f"{utt}.wav"),
+                     folder.source(f"{utt}.wav"), "zh",
                      (Label.make("asr", "".join(words.split()), lang="zh"),), align=True,
                      listing=src, line=n)
     for spk, lines in absent.items():
@@ -132,9 +136,10 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
             root / "wav" / f"{spk}.tar.gz").is_file() else ""
         yield Reject(INFO.name, "unknown", src, f"speaker {spk}: {len(lines)} transcript "
                      f"line(s) but no audio folder wav/<split>/{spk}{packed}", line=lines[0])
-    for utt, (split, wav) in index.items():
+    for utt, (split, folder) in index.items():
         if utt not in listed:
-            yield rejects.at(split, wav, f"audio file has no line in {TRANSCRIPT.name}")
+            yield rejects.at(split, folder.path / f"{utt}.wav",
+                             f"audio file has no line in {TRANSCRIPT.name}")
 
 
 def unpack_speakers(root: Path) -> int:

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from dataset_recipes.common import Clips, Rejects, find_root, read_csv_rows, rel, source_key
+from dataset_recipes.common import Clips, Folder, Rejects, find_root, read_csv_rows, rel, source_key
 from dataset_recipes.samples.synth import audioset_clip
 from dataset_recipes.textfiles import UTF8_OR_LATIN1, csv_records
 from pipeline.errors import InputError
@@ -102,6 +102,7 @@ def _parse_split(root: Path, split: str, labels: dict[str, tuple[int, str]]
                  ) -> Iterator[Record | Reject]:
     path, audio_dir = root / f"{split}_segments.csv", root / "audio" / split
     src, clips, rejects = rel(path, root), Clips(audio_dir), Rejects(INFO.name, root)
+    folder = Folder(audio_dir, root)
     listed: set[str] = set()
     for line, fields, bad in csv_records(path, UTF8_OR_LATIN1, skipinitialspace=True):
         if fields and fields[0].startswith("#"):
@@ -117,7 +118,7 @@ def _parse_split(root: Path, split: str, labels: dict[str, tuple[int, str]]
             yield Reject(INFO.name, split, src,
                          f"unknown label MID(s) {unknown} (not in {LABELS_CSV})", line=line)
             continue
-        clip = clips.find(ytid)
+        clip = clips.name(ytid)
         if clip is None:
             yield rejects.at(split, audio_dir / f"{ytid}.wav",
                              f"clip missing (line {line} of {path.name}): cut {start}-{end} s "
@@ -125,8 +126,8 @@ def _parse_split(root: Path, split: str, labels: dict[str, tuple[int, str]]
             continue
         names = [labels[m][1] for m in sorted({m.strip() for m in mids.split(",")},
                                                key=lambda m: labels[m][0])]
-        yield Record(INFO.name, split, source_key(ytid), str(clip), rel(clip, root),
-                     "unknown", (Label.make("sec", ", ".join(names)),),
+        yield Record(INFO.name, split, source_key(ytid), folder.audio(clip),
+                     folder.source(clip), "unknown", (Label.make("sec", ", ".join(names)),),
                      meta=(("start_s", start), ("end_s", end)), listing=src, line=line)
     yield from clips.unlisted(listed, rejects, split, path.name)
 

@@ -25,12 +25,14 @@ import numpy as np
 import soundfile as sf
 
 from dataset_recipes.common import (
+    Folder,
     Rejects,
     file_names,
     find_root,
     read_csv_rows,
     rel,
     source_key,
+    stem,
 )
 from dataset_recipes.samples.synth import clotho_sound
 from pipeline.download import Downloads, Remote
@@ -85,14 +87,13 @@ def locate(raw: Path) -> Path:
 def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
     csv_path = root / f"clotho_captions_{split}.csv"
     src, audio = rel(csv_path, root), file_names(root / split)
-    rejects = Rejects(INFO.name, root)
+    rejects, folder = Rejects(INFO.name, root), Folder(root / split, root)
     for item in read_csv_rows(csv_path, root, INFO.name, split, ("file_name",)):
         if isinstance(item, Reject):
             yield item
             continue
         line, row = item
         name = row["file_name"].strip()
-        wav = root / split / name
         labels = []
         for col in CAPTIONS:
             caption = " ".join((row.get(col) or "").split())
@@ -102,11 +103,12 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
                 yield Reject(INFO.name, split, src, f"{name}: {col} is empty", line=line,
                              task="aac")
         if name not in audio:
-            yield rejects.missing(split, wav, csv_path, line)
+            yield rejects.missing(split, root / split / name, csv_path, line)
             continue
         if labels:
-            yield Record(INFO.name, split, source_key(Path(name).stem), str(wav),
-                         rel(wav, root), "unknown", tuple(labels), listing=src, line=line)
+            yield Record(INFO.name, split, source_key(stem(name)),
+                         folder.audio(name), folder.source(name), "unknown", tuple(labels),
+                         listing=src, line=line)
 
 
 def prepare(root: Path) -> Iterator[Record | Reject]:

@@ -35,12 +35,14 @@ import numpy as np
 import soundfile as sf
 
 from dataset_recipes.common import (
+    Folder,
     Rejects,
     file_names,
     find_root,
     read_csv_rows,
     rel,
     source_key,
+    stem,
 )
 from dataset_recipes.samples.synth import clotho_sound
 from dataset_recipes.textfiles import Encoding
@@ -119,14 +121,14 @@ def _parse_split(root: Path, split: str, listed: set[str]) -> Iterator[Record | 
         labels.append(Label.make("aqa", answer, question=" ".join(row["QuestionText"].split())))
         confs.append(confidence)
     audio, rejects = file_names(root / "audio_files"), Rejects(INFO.name, root)
+    folder = Folder(root / "audio_files", root)
     for name, (first, labels, confs) in clips.items():
-        wav = root / "audio_files" / name
         if name not in audio:
-            yield rejects.missing(split, wav, csv_path, first)
+            yield rejects.missing(split, root / "audio_files" / name, csv_path, first)
             continue
-        yield Record(INFO.name, split, source_key(Path(name).stem), str(wav), rel(wav, root),
-                     "unknown", tuple(labels), meta=(("aqa_confidence", confs),),
-                     listing=src, line=first)
+        yield Record(INFO.name, split, source_key(stem(name)), folder.audio(name),
+                     folder.source(name), "unknown", tuple(labels),
+                     meta=(("aqa_confidence", confs),), listing=src, line=first)
 
 
 def prepare(root: Path) -> Iterator[Record | Reject]:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from dataset_recipes.common import find_root, rel, source_key
+from dataset_recipes.common import Folder, file_names, find_root, rel, source_key, stem
 from dataset_recipes.samples.synth import scene_sound
 from pipeline.recipe import CorpusInfo, Recipe
 from pipeline.record import Label, Record, Reject
@@ -72,16 +72,15 @@ def locate(raw: Path) -> Path:
 
 def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
     for folder in sorted(p for p in (root / split).iterdir() if p.is_dir()):
-        label = CLASSES.get(folder.name)
-        for wav in sorted(folder.glob("*.wav")):
+        label, at = CLASSES.get(folder.name), Folder(folder, root)
+        for name in sorted(n for n in file_names(folder) if n.endswith(".wav")):
             if label is None:
-                yield Reject(INFO.name, split, rel(wav, root),
+                yield Reject(INFO.name, split, at.source(name),
                              f"unknown class folder {folder.name!r}; the 13 classes are "
                              f"{', '.join(CLASSES)}")
                 continue
-            key = source_key(wav.stem)
-            yield Record(INFO.name, split, key, str(wav), rel(wav, root), "unknown",
-                         (Label.make("asc", label),))
+            yield Record(INFO.name, split, source_key(stem(name)), at.audio(name),
+                         at.source(name), "unknown", (Label.make("asc", label),))
     for stray in sorted((root / split).glob("*.wav")):
         yield Reject(INFO.name, split, rel(stray, root),
                      "audio file outside a class folder: its scene is unknown")

@@ -35,6 +35,13 @@ def find_root(raw: Path, info: CorpusInfo, is_root: Callable[[Path], bool],
     raise not_found(info, raw, info.name)
 
 
+def rel_str(path: str, root: str) -> str:
+    """:func:`rel` of paths given as strings (no ``pathlib`` per file): ``path`` without
+    the ``root`` folder in front, or ``path`` itself when it is outside ``root``."""
+    prefix = root.rstrip(os.sep) + os.sep
+    return path[len(prefix):] if path.startswith(prefix) else path
+
+
 def rel(path: Path, root: Path) -> str:
     """``path`` relative to the corpus root (what samples and rejects name), so the same
     corpus gives the same sample metadata wherever it is unpacked."""
@@ -42,6 +49,31 @@ def rel(path: Path, root: Path) -> str:
         return str(path.relative_to(root))
     except ValueError:
         return str(path)
+
+
+def stem(name: str) -> str:
+    """A file name without folder and extension (``Path(name).stem``, without pathlib)."""
+    return os.path.splitext(os.path.basename(name))[0]
+
+
+class Folder:
+    """A folder of a corpus, to name its files in records without a ``pathlib`` operation
+    per file (they cost more than the rest of a row's parse): ``audio(name)`` is the path
+    build workers open, ``source(name)`` the path relative to the corpus root."""
+
+    def __init__(self, path: Path, root: Path) -> None:
+        self.path = Path(path)
+        self._abs = str(self.path)
+        base = rel(self.path, root)
+        self._rel = "" if base == "." else base + os.sep
+
+    def audio(self, name: str) -> str:
+        """``<folder>/<name>`` as a string."""
+        return f"{self._abs}{os.sep}{name}"
+
+    def source(self, name: str) -> str:
+        """``<folder>/<name>`` relative to the corpus root."""
+        return f"{self._rel}{name}"
 
 
 def source_key(name: str, readable: str | None = None) -> str:
@@ -71,6 +103,22 @@ def file_names(folder: Path) -> set[str]:
             return {e.name for e in entries if e.is_file()}
     except (FileNotFoundError, NotADirectoryError):
         return set()
+
+
+class FileIndex:
+    """Which files exist, each folder listed once (:func:`file_names`): for label files
+    whose rows name audio in many folders (user manifests, Lhotse recordings)."""
+
+    def __init__(self) -> None:
+        self._folders: dict[str, set[str]] = {}
+
+    def exists(self, path: str | Path) -> bool:
+        """Whether ``path`` is a file (as of the first look into its folder)."""
+        folder, name = os.path.split(path)
+        names = self._folders.get(folder)
+        if names is None:
+            names = self._folders[folder] = file_names(Path(folder))
+        return name in names
 
 
 def read_csv_rows(path: Path, root: Path, recipe: str, split: str,
@@ -131,10 +179,10 @@ class Clips:
             if ext in rank:
                 self.by_stem.setdefault(stem, name)
 
-    def find(self, clip_id: str) -> Path | None:
-        """The clip of ``clip_id`` (``<id>.<ext>`` before ``Y<id>.<ext>``), or ``None``."""
-        name = self.by_stem.get(clip_id) or self.by_stem.get(f"Y{clip_id}")
-        return self.folder / name if name else None
+    def name(self, clip_id: str) -> str | None:
+        """The file name of the clip of ``clip_id`` (``<id>.<ext>`` before
+        ``Y<id>.<ext>``), or ``None``."""
+        return self.by_stem.get(clip_id) or self.by_stem.get(f"Y{clip_id}")
 
     def unlisted(self, listed: set[str], rejects: Rejects, split: str, label_file: str
                  ) -> Iterator[Reject]:

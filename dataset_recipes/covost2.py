@@ -34,7 +34,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dataset_recipes.common import SAMPLES_DIR, Rejects, file_names, find_root, rel, source_key
+from dataset_recipes.common import (
+    SAMPLES_DIR,
+    Folder,
+    Rejects,
+    file_names,
+    find_root,
+    rel,
+    source_key,
+    stem,
+)
 from dataset_recipes.textfiles import read_lines
 from pipeline import tags
 from pipeline.errors import InputError
@@ -179,14 +188,16 @@ def _language(folder: Path, root: Path) -> Iterator[Record | Reject]:
         if _PAIR.match(tsv.name):
             yield from _pair(tsv, root, sentences, clips)
     audio, rejects = file_names(folder / "clips"), Rejects(INFO.name, root)
+    mp3s, listings = Folder(folder / "clips", root), {}
     for name, clip in clips.items():
-        mp3 = folder / "clips" / name
         if name not in audio:
-            yield rejects.missing(clip.split, mp3, clip.tsv, clip.line)
+            yield rejects.missing(clip.split, folder / "clips" / name, clip.tsv, clip.line)
             continue
         lang = clip.labels[0].kwargs["lang"]
-        yield Record(INFO.name, clip.split, source_key(Path(name).stem), str(mp3),
-                     rel(mp3, root), lang, tuple(clip.labels), listing=rel(clip.tsv, root),
+        if clip.tsv not in listings:
+            listings[clip.tsv] = rel(clip.tsv, root)
+        yield Record(INFO.name, clip.split, source_key(stem(name)), mp3s.audio(name),
+                     mp3s.source(name), lang, tuple(clip.labels), listing=listings[clip.tsv],
                      line=clip.line)
 
 

@@ -31,12 +31,14 @@ import numpy as np
 import soundfile as sf
 
 from dataset_recipes.common import (
+    Folder,
     Rejects,
     file_names,
     find_root,
     read_csv_rows,
     rel,
     source_key,
+    stem,
 )
 from dataset_recipes.samples.synth import esc50_sound
 from dataset_recipes.textfiles import UTF8_OR_LATIN1
@@ -120,7 +122,7 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
     """Records of every row of ``meta/esc50.csv``, in file order."""
     csv_path = root / "meta" / "esc50.csv"
     src, audio, rejects = rel(csv_path, root), file_names(root / "audio"), Rejects(INFO.name, root)
-    listed: set[str] = set()
+    listed, folder = set(), Folder(root / "audio", root)
     for item in read_csv_rows(csv_path, root, INFO.name, "unknown", COLUMNS,
                               encoding=UTF8_OR_LATIN1):
         if isinstance(item, Reject):
@@ -134,14 +136,13 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
         if problem:
             yield Reject(INFO.name, split, src, problem, line=line)
             continue
-        wav = root / "audio" / name
         if name not in audio:
-            yield rejects.missing(split, wav, csv_path, line)
+            yield rejects.missing(split, root / "audio" / name, csv_path, line)
             continue
         label = Label.make("sec", label_text(row["category"].strip()))
-        yield Record(INFO.name, split, source_key(Path(name).stem), str(wav), rel(wav, root),
-                     "unknown", (label,), meta=(("fold", int(row["fold"])),), listing=src,
-                     line=line)
+        yield Record(INFO.name, split, source_key(stem(name)), folder.audio(name),
+                     folder.source(name), "unknown", (label,), meta=(("fold", int(row["fold"])),),
+                     listing=src, line=line)
     for wav in sorted((root / "audio").glob("*.wav")):
         if wav.name not in listed:
             fold = wav.name.split("-", 1)[0]

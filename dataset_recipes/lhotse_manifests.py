@@ -35,13 +35,14 @@ from the name: ``dev``/``val`` -> valid, ``test``/``eval`` -> test, anything els
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dataset_recipes.common import SAMPLES_DIR, find_root, rel, source_key
+from dataset_recipes.common import SAMPLES_DIR, FileIndex, find_root, rel, rel_str, source_key
 from dataset_recipes.textfiles import UTF8
 from pipeline import tags
 from pipeline.recipe import CorpusInfo, Recipe, SplitRole
@@ -120,17 +121,19 @@ def language_code(lang: str | None) -> str | None:
     return code if code in tags.LANGUAGES else None
 
 
-def _audio_path(rec: Any, manifest: Path) -> Path | str:
-    """The recording's file, or why it cannot be used."""
+def _audio_path(rec: Any, base: str, files: FileIndex) -> tuple[str] | str:
+    """``(the recording's file,)`` (a relative source is looked up in ``base``, the
+    manifest's folder, then in the working directory), or why it cannot be used."""
     if len(rec.sources) != 1 or rec.sources[0].type != "file":
         kinds = [s.type for s in rec.sources]
         return f"recording {rec.id} has sources {kinds}; only one 'file' source is supported"
     if rec.transforms:
         return f"recording {rec.id} has transforms (e.g. speed perturbation): not supported"
-    path = Path(rec.sources[0].source)
-    for cand in ((path,) if path.is_absolute() else (manifest.parent / path, Path.cwd() / path)):
-        if cand.is_file():
-            return cand
+    path = rec.sources[0].source
+    for cand in ((path,) if os.path.isabs(path) else (
+            os.path.join(base, path), os.path.join(os.getcwd(), path))):
+        if files.exists(cand):
+            return (os.path.normpath(cand),)
     return f"audio file {path} of recording {rec.id} is missing"
 
 
@@ -144,9 +147,11 @@ def _srwt(sup: Any, duration: float, lang: str) -> str | None:
     return tags.srwt_target([w for w in timed if w[0]], duration)
 
 
-def _record(sup: Any, rec: Any, split: str, sup_path: Path, root: Path, line: int
-            ) -> Iterator[Record | Reject]:
-    src = rel(sup_path, root)
+def _record(sup: Any, rec: Any, split: str, where: tuple[str, str, str], line: int,
+            files: FileIndex) -> Iterator[Record | Reject]:
+    """The record of one supervision on ``line`` of its manifest; ``where`` is the manifest
+    relative to the root, the manifest's folder and the root."""
+    src, base, root = where
 
     def reject(reason: str, task: str | None = None) -> Reject:
         return Reject(INFO.name, split, src, reason, line=line, key=source_key(sup.id),
@@ -160,7 +165,7 @@ def _record(sup: Any, rec: Any, split: str, sup_path: Path, root: Path, line: in
         return
     lang = language_code(sup.language)
     text = tags.spoken_form(sup.text or "", lang or "")  # the <|wo_itn|> style
-    audio = _audio_path(rec, sup_path)
+    audio = _audio_path(rec, base, files)
     if lang is None:
         yield reject(f"language {sup.language!r} has no Qwen-Audio token (choose one of "
                      f"{', '.join(tags.LANGUAGES)})")
@@ -178,8 +183,9 @@ def _record(sup: Any, rec: Any, split: str, sup_path: Path, root: Path, line: in
         if srwt:
             labels.append(Label.make("srwt", srwt, lang=lang))
         has_words = bool((sup.alignment or {}).get("word"))
-        yield Record(INFO.name, split, source_key(sup.id), str(audio), rel(audio, root),
-                     lang, tuple(labels), align=not has_words, listing=src, line=line)
+        yield Record(INFO.name, split, source_key(sup.id), audio[0],
+                     rel_str(audio[0], root), lang, tuple(labels), align=not has_words,
+                     listing=src, line=line)
 
 
 def _load(path: Path, split: str, root: Path) -> tuple[list[tuple[int, Any]], list[Reject]]:
@@ -214,6 +220,7 @@ def _load(path: Path, split: str, root: Path) -> tuple[list[tuple[int, Any]], li
 
 def prepare(root: Path) -> Iterator[Record | Reject]:
     """Records of every manifest pair in ``root``; the split is the manifest's part name."""
+    files = FileIndex()
     for split, rec_path, sup_path in _pairs(root):
         if not sup_path.is_file():
             yield Reject(INFO.name, split, rel(rec_path, root),
@@ -223,6 +230,7 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
         sups, bad_sups = _load(sup_path, split, root)
         yield from bad_recs + bad_sups
         by_id = {r.id: r for _, r in recs}
+        where = (rel(sup_path, root), str(sup_path.parent), str(root))
         used: dict[str, int] = defaultdict(int)
         for line, sup in sups:
             rec = by_id.get(sup.recording_id)
@@ -232,7 +240,7 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
                              line=line)
                 continue
             used[rec.id] += 1
-            yield from _record(sup, rec, split, sup_path, root, line)
+            yield from _record(sup, rec, split, where, line, files)
         for line, rec in recs:
             if rec.id not in used:
                 yield Reject(INFO.name, split, rel(rec_path, root),

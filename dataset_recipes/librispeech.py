@@ -22,7 +22,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from dataset_recipes.common import SAMPLES_DIR, Rejects, file_names, find_root, rel
+from dataset_recipes.common import SAMPLES_DIR, Folder, Rejects, file_names, find_root, rel
 from dataset_recipes.textfiles import read_lines
 from pipeline.download import Downloads, Remote
 from pipeline.recipe import CorpusInfo, Recipe
@@ -93,6 +93,7 @@ def _parse_transcript(trans: Path, root: Path, split: str) -> Iterator[Record | 
     the bytes: transcripts are targets)."""
     listed, src = set(), rel(trans, root)
     audio, rejects = file_names(trans.parent), Rejects(INFO.name, root)
+    folder = Folder(trans.parent, root)
     for item in read_lines(trans, src, INFO.name, split):
         if isinstance(item, Reject):
             yield item
@@ -104,12 +105,12 @@ def _parse_transcript(trans: Path, root: Path, split: str) -> Iterator[Record | 
                                     "transcript line")
             continue
         utt, text = m.groups()
-        listed.add(f"{utt}.flac")
-        flac = trans.parent / f"{utt}.flac"
-        if flac.name not in audio:
-            yield rejects.missing(split, flac, trans, n)
+        name = f"{utt}.flac"
+        listed.add(name)
+        if name not in audio:
+            yield rejects.missing(split, trans.parent / name, trans, n)
             continue
-        yield Record(INFO.name, split, utt, str(flac), rel(flac, root), "en",
+        yield Record(INFO.name, split, utt, folder.audio(name), folder.source(name), "en",
                      (Label.make("asr", asr_text(text), lang="en"),), align=True,
                      listing=src, line=n)
     yield from rejects.unlisted(split, (trans.parent / a for a in sorted(audio)

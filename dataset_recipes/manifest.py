@@ -46,11 +46,12 @@ is UTF-8: a line that is not is a reject quoting the bytes.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dataset_recipes.common import SAMPLES_DIR, source_key
+from dataset_recipes.common import SAMPLES_DIR, FileIndex, source_key
 from dataset_recipes.lhotse_manifests import RoleByName
 from dataset_recipes.textfiles import csv_records, decoded_lines
 from pipeline import tags
@@ -155,7 +156,7 @@ def _label(row: dict[str, Any]) -> Label | str:
 
 def prepare(root: Path) -> Iterator[Record | Reject]:
     """One record per (split, audio) of the manifest ``root``; bad rows are rejects."""
-    base, name = root.parent, root.name
+    base, name, files = str(root.parent), root.name, FileIndex()
     samples: dict[tuple[str, str], dict[str, Any]] = {}
     for line, row in _rows(root):
         if isinstance(row, str):
@@ -165,17 +166,17 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
         if isinstance(label, str):
             yield Reject(INFO.name, split, name, label, line=line)
             continue
-        audio = Path(str(row["audio"]))
-        path = audio if audio.is_absolute() else base / audio
-        if not path.is_file():
-            yield Reject(INFO.name, split, str(audio), f"listed in {name} line {line} but "
+        audio = os.path.normpath(str(row["audio"]))
+        path = audio if os.path.isabs(audio) else os.path.join(base, audio)
+        if not files.exists(path):
+            yield Reject(INFO.name, split, audio, f"listed in {name} line {line} but "
                          "the audio file is missing", line=line)
             continue
         lang = str(row.get("language") or "unknown")
         key = source_key(str(row["key"])) if row.get("key") else source_key(
-            str(audio), readable=str(audio.with_suffix("")))
-        sample = samples.setdefault((split, str(audio)), {"key": key, "lang": lang, "line": line,
-                                                          "path": path, "labels": []})
+            audio, readable=os.path.splitext(audio)[0])
+        sample = samples.setdefault((split, audio), {"key": key, "lang": lang, "line": line,
+                                                     "path": path, "labels": []})
         if sample["lang"] != lang:
             yield Reject(INFO.name, split, name, f"language {lang!r} differs from "
                          f"{sample['lang']!r} of an earlier row on {audio}", line=line)
@@ -183,7 +184,7 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
         sample["labels"].append(label)
     for (split, audio), s in samples.items():
         tasks_of = {lb.task for lb in s["labels"]}
-        yield Record(INFO.name, split, s["key"], str(s["path"]), audio, s["lang"],
+        yield Record(INFO.name, split, s["key"], s["path"], audio, s["lang"],
                      tuple(s["labels"]), align="asr" in tasks_of and "srwt" not in tasks_of,
                      listing=name, line=s["line"])
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from dataset_recipes.common import (
     SAMPLES_DIR,
+    Folder,
     Rejects,
     file_names,
     find_root,
@@ -90,7 +91,7 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
     csv_path = root / f"{split}_sent_emo.csv"
     src, media = rel(csv_path, root), root / MEDIA[split]
     listed: set[str] = set()
-    audio, rejects = file_names(media), Rejects(INFO.name, root)
+    audio, rejects, folder = file_names(media), Rejects(INFO.name, root), Folder(media, root)
     for item in read_csv_rows(csv_path, root, INFO.name, split, _REQUIRED,
                               encoding=UTF8_OR_LATIN1):
         if isinstance(item, Reject):
@@ -109,11 +110,11 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
             yield Reject(INFO.name, split, src, f"unknown emotion {row['Emotion']!r}; "
                          f"known: {', '.join(EMOTIONS)}", line=line)
             continue
-        mp4 = media / f"{name}.mp4"
-        if mp4.name not in audio:
-            yield rejects.missing(split, mp4, csv_path, line, "media file")
+        if f"{name}.mp4" not in audio:
+            yield rejects.missing(split, media / f"{name}.mp4", csv_path, line, "media file")
             continue
-        yield Record(INFO.name, split, name, str(mp4), rel(mp4, root), "en",
+        yield Record(INFO.name, split, name, folder.audio(f"{name}.mp4"),
+                     folder.source(f"{name}.mp4"), "en",
                      (Label.make("ser", emotion),), listing=src, line=line)
     yield from rejects.unlisted(split, (media / n for n in sorted(audio) if _CLIP.match(n)),
                                 listed, f"media file has no row in {csv_path.name}",

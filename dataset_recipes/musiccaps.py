@@ -34,14 +34,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from dataset_recipes.common import (
-    Clips,
-    Rejects,
-    find_root,
-    read_csv_rows,
-    rel,
-    source_key,
-)
+from dataset_recipes.common import Clips, Folder, Rejects, find_root, read_csv_rows, rel, source_key
 from dataset_recipes.samples.synth import synth_music
 from pipeline.recipe import CorpusInfo, Recipe
 from pipeline.record import Label, Record, Reject
@@ -88,6 +81,7 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
     """One record per row whose clip is present; missing clips are rejects."""
     csv_path = root / CSV_NAME
     src, clips, rejects = rel(csv_path, root), Clips(root / "audio"), Rejects(INFO.name, root)
+    folder = Folder(root / "audio", root)
     listed: set[str] = set()
     for item in read_csv_rows(csv_path, root, INFO.name, "unknown",
                               ("ytid", "caption", "is_audioset_eval")):
@@ -102,14 +96,15 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
                          f"is_audioset_eval is {flag!r}, not True or False", line=line)
             continue
         split = "eval" if flag == "True" else "train"
-        clip = clips.find(ytid)
+        clip = clips.name(ytid)
         if clip is None:
             yield rejects.at(split, root / "audio" / f"{ytid}.wav",
                              f"clip missing (line {line} of {CSV_NAME}): cut {row['start_s']}-"
                              f"{row['end_s']} s of https://youtu.be/{ytid}", line)
             continue
         caption = " ".join(row["caption"].split())
-        yield Record(INFO.name, split, source_key(ytid), str(clip), rel(clip, root), "unknown",
+        yield Record(INFO.name, split, source_key(ytid), folder.audio(clip), folder.source(clip),
+                     "unknown",
                      (Label.make("mc", caption),),
                      meta=(("start_s", row["start_s"]), ("end_s", row["end_s"])),
                      listing=src, line=line)

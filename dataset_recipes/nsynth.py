@@ -35,7 +35,7 @@ from typing import Any
 
 import soundfile as sf
 
-from dataset_recipes.common import Rejects, file_names, find_root, rel, source_key
+from dataset_recipes.common import Folder, Rejects, file_names, find_root, rel, source_key
 from dataset_recipes.samples.synth import note
 from dataset_recipes.textfiles import json_members, read_json_text, undecodable
 from pipeline.download import Downloads, Remote
@@ -117,10 +117,10 @@ def target(entry: dict[str, Any]) -> str:
             f"<|instrument|>{family}<|sonic|>{sonic}")
 
 
-def _check(key: str, entry: Any, text: str) -> str:
-    """The note-analysis target of an entry (``text``: its JSON text); ``ValueError`` says
-    why there is none."""
-    bad = undecodable(text)
+def _check(key: str, entry: Any, text: str | None) -> str:
+    """The note-analysis target of an entry (``text``: its JSON text when the file holds
+    undecodable bytes); ``ValueError`` says why there is none."""
+    bad = undecodable(text) if text else None
     if bad:
         raise ValueError(bad)
     if not isinstance(entry, dict):
@@ -133,7 +133,7 @@ def _check(key: str, entry: Any, text: str) -> str:
 def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
     path = root / split / "examples.json"
     src, audio_dir = rel(path, root), root / split / "audio"
-    text = read_json_text(path)
+    text, dirty = read_json_text(path)
     if text.lstrip()[:1] not in ("{", ""):
         raise InputError(f"{path}: expected a JSON object keyed by note_str; is this NSynth's "
                          "examples.json?")
@@ -144,19 +144,20 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
                      "no note of this split can be read: re-extract the archive", line=err.lineno)
         return
     audio, rejects, listed = file_names(audio_dir), Rejects(INFO.name, root), set()
+    folder = Folder(audio_dir, root)
     for line, key, entry, start, end in entries:
-        listed.add(f"{key}.wav")
+        name = f"{key}.wav"
+        listed.add(name)
         try:
-            label = _check(key, entry, text[start:end])
+            label = _check(key, entry, text[start:end] if dirty else None)
         except ValueError as err:
             yield Reject(INFO.name, split, src, f"{key}: {err}", line=line)
             continue
-        wav = audio_dir / f"{key}.wav"
-        if wav.name not in audio:
-            yield rejects.missing(split, wav, path, line)
+        if name not in audio:
+            yield rejects.missing(split, audio_dir / name, path, line)
             continue
-        yield Record(INFO.name, split, source_key(key), str(wav), rel(wav, root), "unknown",
-                     (Label.make("mna", label),), listing=src, line=line)
+        yield Record(INFO.name, split, source_key(key), folder.audio(name), folder.source(name),
+                     "unknown", (Label.make("mna", label),), listing=src, line=line)
     yield from rejects.unlisted(split, (audio_dir / n for n in sorted(audio) if
                                         n.endswith(".wav")), listed,
                                 "audio file has no entry in examples.json")

@@ -154,12 +154,16 @@ def read_csv_rows(path: Path, src: str, recipe: str, split: str, required: tuple
                 yield n, row
 
 
-def read_json_text(path: Path) -> str:
-    """A JSON file's text; bytes that are not UTF-8 stay as escapes that
-    :func:`undecodable` finds in the entry holding them."""
+def read_json_text(path: Path) -> tuple[str, bool]:
+    """A JSON file's text, and whether it holds bytes that are not UTF-8: those stay as
+    escapes that :func:`undecodable` finds in the entry holding them."""
     data = path.read_bytes()
-    return data[len(_BOM):].decode("utf-8", "surrogateescape") if data.startswith(
-        _BOM) else data.decode("utf-8", "surrogateescape")
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]
+    try:
+        return data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "surrogateescape"), True
 
 
 def undecodable(text: str) -> str | None:

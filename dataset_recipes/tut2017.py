@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from dataset_recipes.common import Rejects, file_names, find_root, rel, source_key
+from dataset_recipes.common import Folder, Rejects, file_names, find_root, rel, source_key, stem
 from dataset_recipes.samples.synth import scene_sound
 from dataset_recipes.textfiles import UTF8_OR_LATIN1, read_lines
 from pipeline.download import Downloads, Remote
@@ -180,19 +180,21 @@ def _errors(folder: Path, root: Path, split: str) -> dict[str, tuple[int, str]]:
     return out
 
 
-def _record(folder: Path, root: Path, split: str, name: str, scene: str, listing: Path,
-            line: int, errors: dict[str, tuple[int, str]], audio: set[str]) -> Record | Reject:
-    """The record of ``name``, or a reject if error.txt flags it or its audio is missing."""
-    wav = folder / name
+def _record(folder: Folder, root: Path, split: str, name: str, scene: str,
+            listing: tuple[Path, str], line: int, errors: dict[str, tuple[int, str]],
+            audio: set[str]) -> Record | Reject:
+    """The record of ``name`` (``audio/<file>.wav``, on ``line`` of ``listing``: the file
+    and its name relative to the root), or a reject if error.txt flags it or its audio is
+    missing."""
     if name in errors:
         n, what = errors[name]
-        return Reject(INFO.name, split, rel(folder / "error.txt", root),
+        return Reject(INFO.name, split, rel(folder.path / "error.txt", root),
                       f"{name} is listed as a bad segment ({what})", line=n)
-    if wav.name not in audio:
-        return Rejects(INFO.name, root).missing(split, wav, listing, line)
-    return Record(INFO.name, split, source_key(Path(name).stem), str(wav), rel(wav, root),
-                  "unknown", (Label.make("asc", scene.replace("_", " ")),),
-                  listing=rel(listing, root), line=line)
+    if name[len("audio/"):] not in audio:
+        return Rejects(INFO.name, root).missing(split, folder.path / name, listing[0], line)
+    return Record(INFO.name, split, source_key(stem(name)), folder.audio(name),
+                  folder.source(name), "unknown", (Label.make("asc", scene.replace("_", " ")),),
+                  listing=listing[1], line=line)
 
 
 def _unlisted(folder: Path, root: Path, split: str, listed: set[str]) -> Iterator[Reject]:
@@ -206,12 +208,13 @@ def _development(root: Path) -> Iterator[Record | Reject]:
     meta, rejects, named = _meta(folder / "meta.txt", root, "fold1_train")
     yield from rejects
     errors, audio = _errors(folder, root, "fold1_train"), file_names(folder / "audio")
-    in_folds: set[str] = set()
+    in_folds, at = set(), Folder(folder, root)
     for split in ("fold1_train", "fold1_evaluate"):
         listing = folder / "evaluation_setup" / f"{split}.txt"
         if not listing.is_file():
             raise InputError(f"{listing}: missing; the development set needs the official "
                              f"evaluation_setup folder (from {DEV}.meta.zip)")
+        src = rel(listing, root)
         for item in _rows(listing, root, split, (2,)):
             if isinstance(item, Reject):
                 yield item
@@ -221,9 +224,9 @@ def _development(root: Path) -> Iterator[Record | Reject]:
             if meta.get(name, ("",))[0] != scene:
                 why = "is not in meta.txt" if name not in meta else \
                     f"has scene {scene!r} here but {meta[name][0]!r} in meta.txt"
-                yield Reject(INFO.name, split, rel(listing, root), f"{name} {why}", line=n)
+                yield Reject(INFO.name, split, src, f"{name} {why}", line=n)
                 continue
-            yield _record(folder, root, split, name, scene, listing, n, errors, audio)
+            yield _record(at, root, split, name, scene, (listing, src), n, errors, audio)
     for name, (_, n) in meta.items():
         if name not in in_folds:
             yield Reject(INFO.name, "fold1_train", rel(folder / "meta.txt", root),
@@ -236,8 +239,9 @@ def _evaluation(root: Path) -> Iterator[Record | Reject]:
     meta, rejects, named = _meta(folder / "meta.txt", root, split)
     yield from rejects
     errors, audio = _errors(folder, root, split), file_names(folder / "audio")
+    at, listing = Folder(folder, root), (folder / "meta.txt", rel(folder / "meta.txt", root))
     for name, (scene, n) in meta.items():
-        yield _record(folder, root, split, name, scene, folder / "meta.txt", n, errors, audio)
+        yield _record(at, root, split, name, scene, listing, n, errors, audio)
     yield from _unlisted(folder, root, split, named)
 
 

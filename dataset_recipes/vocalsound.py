@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from dataset_recipes.common import Rejects, file_names, find_root, rel, source_key
+from dataset_recipes.common import Folder, Rejects, file_names, find_root, rel, source_key, stem
 from dataset_recipes.samples.synth import vocal_sound
 from dataset_recipes.textfiles import json_items, read_json_text, undecodable
 from pipeline.errors import InputError
@@ -78,7 +78,7 @@ def locate(raw: Path) -> Path:
 def _entries(path: Path) -> list[tuple[int, object, str | None]]:
     """``(line, entry, undecodable bytes or None)`` for each element of the datafile's
     ``data`` list, in one pass."""
-    text = read_json_text(path)
+    text, dirty = read_json_text(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
@@ -87,7 +87,7 @@ def _entries(path: Path) -> list[tuple[int, object, str | None]]:
     start = re.search(r'"data"\s*:\s*\[', text)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list) or not start:
         raise InputError(f'{path}: expected {{"data": [...]}}, the official datafile layout')
-    return [(line, entry, undecodable(text[a:b]))
+    return [(line, entry, undecodable(text[a:b]) if dirty else None)
             for line, entry, a, b in json_items(text, start.end() - 1)]
 
 
@@ -102,7 +102,7 @@ def _parse_entry(entry: object) -> tuple[str, str] | str:
     name = _wav_name(entry)
     if name is None or not isinstance(entry, dict):
         return "entry has no 'wav' string"
-    m = _FILE.match(Path(name).stem)
+    m = _FILE.match(stem(name))
     if not m:
         return f"file name {name!r} is not <speaker>_<session>_<label>.wav"
     if m.group(3) not in CLASSES:
@@ -118,6 +118,7 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
     """Records of every split whose datafile is present, then unlisted audio as rejects."""
     listed: set[str] = set()
     audio, rejects = file_names(root / "audio_16k"), Rejects(INFO.name, root)
+    folder = Folder(root / "audio_16k", root)
     for split in SPLITS:
         path = root / "datafiles" / f"{split}.json"
         if not path.is_file():
@@ -130,12 +131,12 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
                 yield Reject(INFO.name, split, src, parsed, line=line)
                 continue
             name, label = parsed
-            wav = root / "audio_16k" / name
             if name not in audio:
-                yield rejects.missing(split, wav, path, line)
+                yield rejects.missing(split, root / "audio_16k" / name, path, line)
                 continue
-            yield Record(INFO.name, split, source_key(wav.stem), str(wav), rel(wav, root),
-                         "en", (Label.make("vsc", CLASSES[label][1]),), listing=src, line=line)
+            yield Record(INFO.name, split, source_key(stem(name)), folder.audio(name),
+                         folder.source(name), "en", (Label.make("vsc", CLASSES[label][1]),),
+                         listing=src, line=line)
     yield from rejects.unlisted("unknown", sorted((root / "audio_16k").glob("*.wav")), listed,
                                 "audio file is listed in no datafiles/{tr,val,te}.json")
 

@@ -1,0 +1,70 @@
+"""Every recipe parses its label files in linear time (issue 11, item 2).
+
+Each recipe parses a corpus written in its own format by
+:mod:`dataset_recipes.samples.metadata` (every item valid, so every item takes the record
+path).  Time is the parsing process's CPU time, which the other jobs on a shared machine
+inflate far less than wall time.  The fast test parses ``n/4`` and ``n`` items: linear
+parsing takes about 4 times as long for 4 times the items, quadratic parsing 16 times
+(NSynth's former line search: 10,000 entries in 31 s, 20,000 in 125 s); the slow test
+parses 100,000 items (or the corpus's real size, if smaller).  ``bench/parse_scale.py``
+measures every recipe at its real size.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from dataset_recipes import RECIPES
+from dataset_recipes.samples import metadata
+from pipeline.record import Record
+
+#: Items of the fast test's larger corpus (smaller where writing the audio is slow).
+FAST_ITEMS = {"gtzan": 1_000, "cochlscene": 4_000, "lhotse": 4_000}
+DEFAULT_FAST_ITEMS = 10_000
+SLOW_ITEMS = 100_000
+#: Least items per CPU second: linear parsing keeps it even on a loaded machine (the
+#: slowest recipe, Lhotse, parses ~7,000/s there), quadratic parsing falls far below.
+MIN_RATE = 2_000
+#: Most a 4 times larger corpus may cost: 16 for quadratic parsing, 4 for linear; the
+#: margin absorbs the noise of a shared machine.
+MAX_GROWTH = 8.0
+
+
+def _parse(name: str, raw: Path, n: int) -> tuple[float, int]:
+    """CPU seconds to parse the corpus of ``n`` items written under ``raw``, and its
+    record count (every item must be a record: no rejects)."""
+    recipe = RECIPES[name]
+    root = recipe.locate(metadata.WRITERS[name](raw, n))
+    listing = metadata.listing(name, raw, n)
+    start = time.process_time()
+    with listing:
+        items = list(recipe.prepare(root))
+    seconds = time.process_time() - start
+    records = [i for i in items if isinstance(i, Record)]
+    rejects = [i for i in items if not isinstance(i, Record) and i.split != "excluded"]
+    assert rejects == [], rejects[:3]  # (GTZAN's fault-filtered split excludes clips)
+    return seconds, len(records)
+
+
+@pytest.mark.parametrize("name", sorted(metadata.WRITERS))
+def test_parse_time_grows_linearly(name: str, tmp_path: Path) -> None:
+    n = min(FAST_ITEMS.get(name, DEFAULT_FAST_ITEMS), metadata.REAL_SIZE[name])
+    _parse(name, tmp_path / "warm", 20)  # imports and first-call costs out of the timing
+    small, _ = _parse(name, tmp_path / "small", n // 4)
+    large, count = _parse(name, tmp_path / "large", n)
+    assert count == metadata.expected_records(name, n)
+    assert large / n <= 1 / MIN_RATE, f"{name}: {n / large:,.0f} items per CPU second"
+    assert large <= MAX_GROWTH * small + 0.05, (
+        f"{name}: {n // 4} items in {small:.3f} s but {n} in {large:.3f} s (not linear)")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(metadata.WRITERS))
+def test_parse_100k_items(name: str, tmp_path: Path) -> None:
+    n = min(SLOW_ITEMS, metadata.REAL_SIZE[name])
+    _parse(name, tmp_path / "warm", 20)
+    seconds, _ = _parse(name, tmp_path / "corpus", n)
+    assert seconds <= n / MIN_RATE, f"{name}: {n} items in {seconds:.1f} CPU s"
