@@ -88,53 +88,74 @@ class Templates:
         t.check()
         return t
 
-    def _fail(self, where: str, why: str) -> TemplateError:
-        return TemplateError(f"{self.path}: {where}: {why}")
-
     def check(self) -> None:
-        """Refuse missing entries and templates naming fields their kind does not have."""
+        """Refuse missing entries, wrong types and templates naming fields their kind does
+        not have: every problem of the file in one :class:`TemplateError`."""
+        problems: list[str] = []
         d = self.data
         for key in ("system", "audio_label", "kinds", "compare", "which"):
             if key not in d:
-                raise self._fail(key, "missing (see conf/chat/templates.yaml)")
+                problems.append(f"{key}: missing (see {DEFAULT_TEMPLATES})")
+        for key in ("kinds", "compare", "which"):
+            if key in d and not isinstance(d[key], dict):
+                problems.append(f"{key}: must be a mapping")
         for key in ("max_turns", "max_audios"):
-            if not isinstance(d.get(key, 1), int) or d.get(key, 1) < 1:
-                raise self._fail(key, "must be an integer >= 1")
-        if not 0 <= float(d.get("multi_share", 0)) <= 1:
-            raise self._fail("multi_share", "must be between 0 and 1")
-        self._names("audio_label", [d["audio_label"]], {"n"})
-        for kind, spec in d["kinds"].items():
+            value = d.get(key, 1)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                problems.append(f"{key}: must be an integer >= 1, not {value!r}")
+        share = d.get("multi_share", 0)
+        if not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            problems.append(f"multi_share: must be a number from 0 to 1, not {share!r}")
+        if "system" in d and not isinstance(d["system"], str):
+            problems.append("system: must be a string")
+        if "audio_label" in d:
+            problems += _names("audio_label", [d["audio_label"]], {"n"})
+        kinds = d.get("kinds") if isinstance(d.get("kinds"), dict) else {}
+        for kind, spec in kinds.items():
             if kind not in FIELDS:
-                raise self._fail(f"kinds.{kind}", f"unknown kind; choose from {sorted(FIELDS)}")
+                problems.append(f"kinds.{kind}: unknown kind; choose from {sorted(FIELDS)}")
+                continue
+            spec = spec if isinstance(spec, dict) else {}
             for part in ("ask", "answer", "describe"):
                 if part != "describe" or part in spec:
-                    self._names(f"kinds.{kind}.{part}", spec.get(part), FIELDS[kind])
-        c, w = d["compare"], d["which"]
-        self._names("compare.ask", c.get("ask"), set())
-        self._names("compare.ask_many", c.get("ask_many"), {"count"})
-        self._names("compare.answer", c.get("answer"), {"d1", "d2"})
-        self._names("compare.answer_many", c.get("answer_many"), {"items"})
-        self._names("compare.item", [c.get("item")], {"n", "description"})
-        self._names("which.ask", w.get("ask"), {"description", "n"})
-        self._names("which.answer", w.get("answer"), {"description", "n"})
-
-    def _names(self, where: str, variants: Any, allowed: set[str] | frozenset[str]) -> None:
-        if not isinstance(variants, list) or not variants or not all(
-            isinstance(v, str) and v for v in variants
+                    problems += _names(f"kinds.{kind}.{part}", spec.get(part), FIELDS[kind])
+        c = d.get("compare") if isinstance(d.get("compare"), dict) else None
+        w = d.get("which") if isinstance(d.get("which"), dict) else None
+        for where, spec, key, allowed in (
+            ("compare", c, "ask", set()), ("compare", c, "ask_many", {"count"}),
+            ("compare", c, "answer", {"d1", "d2"}), ("compare", c, "answer_many", {"items"}),
+            ("which", w, "ask", {"description", "n"}),
+            ("which", w, "answer", {"description", "n"}),
         ):
-            raise self._fail(where, "must be a non-empty list of strings")
-        for v in variants:
-            try:
-                names = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
-            except ValueError as err:
-                raise self._fail(where, f"{v!r}: {err}") from None
-            bad = sorted(names - set(allowed))
-            if bad:
-                raise self._fail(where, f"{v!r} names {bad}; allowed: {sorted(allowed)}")
+            if spec is not None:
+                problems += _names(f"{where}.{key}", spec.get(key), allowed)
+        if c is not None:
+            problems += _names("compare.item", [c.get("item")], {"n", "description"})
+        if problems:
+            raise TemplateError(f"{self.path}: " + "; ".join(problems))
 
     def kind(self, kind: str) -> dict[str, list[str]] | None:
         """The templates of a fact kind, or ``None`` when the file leaves it out."""
         return self.data["kinds"].get(kind)
+
+
+def _names(where: str, variants: Any, allowed: set[str] | frozenset[str]) -> list[str]:
+    """Problems of a list of template variants (empty when it is fine)."""
+    if not isinstance(variants, list) or not variants or not all(
+        isinstance(v, str) and v for v in variants
+    ):
+        return [f"{where}: must be a non-empty list of strings"]
+    problems = []
+    for v in variants:
+        try:
+            names = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
+        except ValueError as err:
+            problems.append(f"{where}: {v!r}: {err}")
+            continue
+        bad = sorted(names - set(allowed))
+        if bad:
+            problems.append(f"{where}: {v!r} names {bad}; allowed: {sorted(allowed)}")
+    return problems
 
 
 # ---------------------------------------------------------------- conversations

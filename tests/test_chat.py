@@ -258,9 +258,15 @@ def test_samples_without_templated_labels_are_reasons(tok: QwenAudioTokenizer) -
 def test_templates_are_checked_on_load(tmp_path: Path) -> None:
     data = yaml.safe_load(DEFAULT_TEMPLATES.read_text())
     data["kinds"]["scene"]["answer"] = ["It is {scene}."]
+    data["kinds"]["chord"] = {"ask": ["?"], "answer": ["!"]}
+    data["max_turns"] = 0
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(data))
-    with pytest.raises(TemplateError, match=r"mine.yaml: kinds.scene.answer: .*\['scene'\]"):
+    with pytest.raises(TemplateError) as err:  # every problem at once, with the file
         Templates.load(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ")
+    assert "kinds.scene.answer: 'It is {scene}.' names ['scene']; allowed: ['label', " in message
+    assert "kinds.chord: unknown kind" in message and "max_turns: must be an integer" in message
     with pytest.raises(TemplateError, match="chat templates not found"):
         Templates.load(tmp_path / "missing.yaml")
