@@ -11,9 +11,11 @@ This is the layer that knows the recipe registry; it hands a recipe to
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,10 +48,9 @@ def _names(spec: Any) -> list[str]:
     return names
 
 
-def _corpus_dir(recipe: Recipe, cfg: DictConfig, several: bool) -> Path:
-    """The corpus root: ``raw`` for one recipe; ``raw/<recipe>`` for several (the default
-    root is ``data/raw``, or ``data/samples`` where the sample corpora are written)."""
-    name = recipe.info.name
+def _base(name: str, cfg: DictConfig, several: bool) -> Path:
+    """The folder given for ``name``'s corpus: ``raw`` for one recipe; ``raw/<recipe>`` for
+    several (the default root is ``data/raw``, or ``data/samples`` for sample corpora)."""
     if cfg.source not in ("raw", "sample"):
         raise ConfigError(f"source={cfg.source!r}: choose raw, sample or hf")
     default_root = Path("data/samples" if cfg.source == "sample" else "data/raw")
@@ -57,21 +58,61 @@ def _corpus_dir(recipe: Recipe, cfg: DictConfig, several: bool) -> Path:
         base = default_root / name
     else:
         base = Path(cfg.raw) / name if several else Path(cfg.raw)
-    base = base.resolve()  # absolute: Ray workers may run in another folder or machine
+    return base.resolve()  # absolute: Ray workers may run in another folder or machine
+
+
+def _corpus_dir(recipe: Recipe, cfg: DictConfig, several: bool) -> Path:
+    """The corpus root (see :func:`_base`), after writing a sample corpus if asked for."""
+    base = _base(recipe.info.name, cfg, several)
     return recipe.locate(sample_corpus(recipe, base) if cfg.source == "sample" else base)
+
+
+def _write_sample(name: str, base: Path) -> Path:
+    return sample_corpus(get_recipe(name), base)
+
+
+def write_samples(names: list[str], cfg: DictConfig, several: bool) -> None:
+    """Write the sample corpora that are missing or stale, several at once (one process
+    per CPU): most of a first ``make demo`` is generating them."""
+    todo = [(n, _base(n, cfg, several)) for n in names]
+    todo = [(n, b) for n, b in todo if not _sample_is_current(b)]
+    workers = min(len(todo), os.cpu_count() or 1)
+    if workers < 2:
+        return  # (one: written in place by plan_job)
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dataset_recipes import build as importable  # (this file may run as __main__)
+
+    with ProcessPoolExecutor(workers) as pool:
+        for done in [pool.submit(importable._write_sample, n, b) for n, b in todo]:
+            done.result()
 
 
 SAMPLE_STAMP = ".sample.json"
 
 
+@functools.cache
 def _samples_version() -> str:
-    """Hash of the code and material the sample corpora are made from (dataset_recipes/)."""
+    """Hash of the code and material the sample corpora are made from: dataset_recipes/,
+    its command lines (this file, download.py) aside."""
     digest = hashlib.sha256()
     package = Path(__file__).resolve().parent
+    commands = {package / "build.py", package / "download.py"}
     for path in sorted(package.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
+        if path.is_file() and "__pycache__" not in path.parts and path not in commands:
             digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+def _sample_is_current(base: Path) -> Path | None:
+    """The sample corpus root in ``base`` if it was written by the current recipes' code."""
+    try:
+        made = json.loads((base / SAMPLE_STAMP).read_text())
+        if made["version"] == _samples_version() and (base / made["root"]).is_dir():
+            return base / made["root"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
 
 
 def sample_corpus(recipe: Recipe, base: Path) -> Path:
@@ -80,12 +121,8 @@ def sample_corpus(recipe: Recipe, base: Path) -> Path:
     Returns the folder to pass to ``recipe.locate``."""
     stamp = base / SAMPLE_STAMP
     version = _samples_version()
-    try:
-        made = json.loads(stamp.read_text())
-        if made["version"] == version and (base / made["root"]).is_dir():
-            return base / made["root"]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    if (root := _sample_is_current(base)) is not None:
+        return root
     stamp.unlink(missing_ok=True)
     root = Path(recipe.make_sample(base)).resolve()
     stamp.write_text(json.dumps({"version": version, "root": str(root.relative_to(base))}))
@@ -171,6 +208,8 @@ def build(cfg: DictConfig) -> list[tuple[Job, dict[str, Any]]]:
     names = _names(cfg.recipe)
     several = len(names) > 1 or cfg.recipe == "all"
     root = Path(cfg.out or "data/shards") if several else None
+    if cfg.source == "sample":
+        write_samples(names, cfg, several)
     jobs, problems = [], []
     for name in names:
         out = root / name if root else Path(cfg.out or f"data/shards/{name}")

@@ -22,6 +22,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,9 +116,10 @@ def _clean(out_dir: Path, recipe: str, planned: set[str]) -> None:
 #: stereo WAV re-encoded to kept LibriSpeech FLAC) while Ray costs ~5 s to start before its
 #: first shard, so under ~500 items the in-process build finishes first or about as soon.
 AUTO_LOCAL_ITEMS = 500
-#: An item to align costs about ten unaligned ones (pocketsphinx at 0.013 x real time
-#: against ~0.001 x for decoding and writing the FLAC).
-ALIGN_WEIGHT = 10
+#: An item to align costs about five unaligned ones (pocketsphinx at 0.013 x real time:
+#: 0.04-0.16 s for a 3-12 s clip, against 0.01-0.03 s to decode, check and write one).
+#: Every sample corpus together (``make demo``: 207 items, 49 to align) stays in-process.
+ALIGN_WEIGHT = 5
 RUNNERS = ("auto", "ray", "local")
 
 
@@ -276,7 +278,7 @@ def run_builds(plans: Sequence[BuildPlan], *, runner: str = "auto", workers: int
     bars = _Bars(plans, progress, stacked=runner == "ray" and len(plans) > 1)
     reports: dict[int, dict[str, Any]] = {}
     failures: list[str] = []
-    with CardPictures(pictures) as drawer:
+    with CardPictures(pictures) as drawer, _ray_stopped(runner):
 
         def finish(i: int) -> None:
             bars.close(i)
@@ -314,6 +316,18 @@ def run_builds(plans: Sequence[BuildPlan], *, runner: str = "auto", workers: int
     if failures:
         raise BuildError("\n".join(failures))
     return [reports[i] for i in range(len(plans))]
+
+
+@contextmanager
+def _ray_stopped(runner: str) -> Iterator[None]:
+    """On leaving, wait for the Ray session the build stops in the background (if any)."""
+    try:
+        yield
+    finally:
+        if runner == "ray":
+            from pipeline.build_ray import wait_stopped
+
+            wait_stopped()
 
 
 def _finish_shards(plan: BuildPlan, drawer: CardPictures) -> dict[str, Any]:

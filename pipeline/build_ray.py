@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -81,12 +82,17 @@ def _use_cluster_token() -> None:
     maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
-def start_ray() -> None:
-    """Start (no ``RAY_ADDRESS``) or join (``RAY_ADDRESS``) Ray, once per process."""
+_STOPPING: list[threading.Thread] = []
+
+
+def start_ray() -> bool:
+    """Start (no ``RAY_ADDRESS``) or join (``RAY_ADDRESS``) Ray, once per process; return
+    whether this call started it (a caller's own Ray session is left alone)."""
     import ray
 
+    wait_stopped()
     if ray.is_initialized():
-        return
+        return False
     address = os.environ.get("RAY_ADDRESS")
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
                               "log_to_driver": False}
@@ -106,13 +112,20 @@ def start_ray() -> None:
             "token authentication needs its token here (~/.ray/auth_token, "
             "RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN). Unset RAY_ADDRESS to build on a "
             "local Ray instead.") from err
+    return True
+
+
+def wait_stopped() -> None:
+    """Wait until a Ray session this module stops in the background has stopped."""
+    while _STOPPING:
+        _STOPPING.pop().join()
 
 
 def run_ray(todo: Sequence[tuple[int, ShardSpec, str]], jobs: Sequence[tuple[Path, BuildOptions]],
             workers: int | None) -> Iterator[tuple[int, dict[str, Any]]]:
     """Write the ``(job, spec, digest)`` shards in one Ray Data job; yield ``(job, part)``
     as shards finish.  ``jobs[job]`` is the output directory and options of a recipe."""
-    start_ray()
+    started = start_ray()
     import ray
     from ray.data import DataContext
 
@@ -136,3 +149,9 @@ def run_ray(todo: Sequence[tuple[int, ShardSpec, str]], jobs: Sequence[tuple[Pat
     for row in out.iter_rows():
         got = json.loads(row["result"])
         yield got["job"], got["part"]
+    if started:
+        # stopping Ray's processes takes 1-2 s: let it overlap the reports, cards and
+        # indexes the build writes next (the build waits for it before it returns)
+        stop = threading.Thread(target=ray.shutdown, name="ray-shutdown")
+        stop.start()
+        _STOPPING.append(stop)

@@ -89,12 +89,12 @@ def test_runner_auto_picks_local_under_the_threshold_and_ray_from_it(tmp_path, m
     # the whole command counts: two recipes over the threshold together go to Ray
     other = _plan(tmp_path, 1, align=False)
     assert choose_runner("auto", [small, other]) == "ray"
-    # an item to align counts ten times; a skipped language and ALIGN=0 do not
-    aligned = _plan(tmp_path, 50, align=True)
+    # an item to align counts five times; a skipped language and ALIGN=0 do not
+    aligned = _plan(tmp_path, 100, align=True)
     assert aligned.work() == 500 and choose_runner("auto", [aligned]) == "ray"
     aligned.align_skipped = {"en": "test"}
-    assert aligned.work() == 50 and choose_runner("auto", [aligned]) == "local"
-    assert _plan(tmp_path, 50, align=True, enabled=False).work() == 50
+    assert aligned.work() == 100 and choose_runner("auto", [aligned]) == "local"
+    assert _plan(tmp_path, 100, align=True, enabled=False).work() == 100
     assert choose_runner("ray", [small]) == "ray" and choose_runner("local", [other]) == "local"
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
     assert choose_runner("auto", [other]) == "ray"  # a cluster named: always Ray

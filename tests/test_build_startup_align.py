@@ -69,3 +69,27 @@ def test_build_of_a_real_corpus_stops_before_any_work_with_three_ways_on(tmp_pat
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["align_skipped"] == {"zh": "left out by align.skip_languages"}
     assert report["splits"]["train"]["alignment"]["skipped"] == {"zh": 4}
+
+
+def test_hub_cache_is_found_as_huggingface_hub_finds_it(tmp_path):
+    """The missing-model check reads the cache folder without importing huggingface_hub;
+    it must look where huggingface_hub would."""
+    from pipeline.align.ctc import hub_cache
+
+    code = ("from pipeline.align.ctc import hub_cache; "
+            "from huggingface_hub.constants import HF_HUB_CACHE; print(hub_cache() == HF_HUB_CACHE,"
+            " hub_cache())")
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME")}
+    for extra, want in (({}, None), ({"XDG_CACHE_HOME": str(tmp_path / "x")},
+                                     tmp_path / "x" / "huggingface" / "hub"),
+                        ({"HF_HOME": str(tmp_path / "h")}, tmp_path / "h" / "hub"),
+                        ({"HUGGINGFACE_HUB_CACHE": str(tmp_path / "l")}, tmp_path / "l"),
+                        ({"HF_HUB_CACHE": str(tmp_path / "c"), "HF_HOME": str(tmp_path / "h")},
+                         tmp_path / "c")):
+        out = subprocess.run([sys.executable, "-c", code], env={**base, **extra},
+                             capture_output=True, text=True, check=True).stdout.split()
+        assert out[0] == "True", (extra, out)
+        if want is not None:
+            assert out[1] == str(want)
+    assert Path(hub_cache()).name == "hub" or "HF_HUB_CACHE" in os.environ

@@ -57,15 +57,15 @@ def resolve_model(name: str, lang: str, cache_dir: str | None = None) -> Path:
             f"align.whisperx_models.{lang} to a local model directory or a Hugging Face id, "
             f"or {_skip_hint(lang)}", what=f"the model directory {path} does not exist"
         )
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.constants import HF_HUB_CACHE
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
+    folder = f"models--{name.replace('/', '--')}"
+    where = cache_dir or hub_cache()
     try:
+        if not (Path(where) / folder).is_dir():  # (no model: no huggingface_hub import)
+            raise FileNotFoundError(folder)
+        from huggingface_hub import snapshot_download
+
         return Path(snapshot_download(name, cache_dir=cache_dir, local_files_only=True))
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError):
-        where = cache_dir or HF_HUB_CACHE
-        folder = f"models--{name.replace('/', '--')}"
+    except (FileNotFoundError, OSError, ValueError):  # (LocalEntryNotFoundError: ValueError)
         raise ModelNotFound(
             f"whisperx model for {lang!r}: {name} is not in the Hugging Face cache {where}. "
             f"Three ways on:\n"
@@ -78,6 +78,17 @@ def resolve_model(name: str, lang: str, cache_dir: str | None = None) -> Path:
             what=f"{name} is not in the Hugging Face cache {where} "
                  f"(`huggingface-cli download {name}` fetches it)",
         ) from None
+
+
+def hub_cache() -> str:
+    """The Hugging Face hub cache folder, found as ``huggingface_hub.constants`` finds it
+    (``HF_HUB_CACHE``, ``HUGGINGFACE_HUB_CACHE``, ``HF_HOME``/hub, ``XDG_CACHE_HOME``), without
+    importing huggingface_hub (about a second) for a build that may not need it."""
+    home = os.path.expandvars(os.path.expanduser(os.getenv("HF_HOME", os.path.join(
+        os.getenv("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")),
+        "huggingface"))))
+    legacy = os.getenv("HUGGINGFACE_HUB_CACHE", os.path.join(home, "hub"))
+    return os.path.expandvars(os.path.expanduser(os.getenv("HF_HUB_CACHE", legacy)))
 
 
 def _skip_hint(lang: str) -> str:
