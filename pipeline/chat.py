@@ -345,7 +345,7 @@ def converse(
     """
     c = primary.clip
     conv_id = f"{c.set_name}-{c.split}-{c.key}"
-    others = [s for s in pool if s.clip != c]
+    others = list({s.clip: s for s in pool if s.clip != c}.values())  # each clip once
     max_audios = int(t.data.get("max_audios", 3))
     if others and max_audios > 1 and rng.random() < float(t.data.get("multi_share", 0)):
         partners = rng.sample(others, rng.randint(1, min(max_audios - 1, len(others))))

@@ -132,7 +132,7 @@ def export_shard(
     samples: list[ChatSample] = []
     flac: dict[Clip, bytes] = {}
     rejects: list[str] = []
-    for key, meta, ref in read_shard(shard.path):
+    for key, meta, ref in read_shard(shard.path, shard.nsamples):
         clip = Clip(shard.set_name, shard.split, key, float(meta["duration"]))
         if not (ref.data or b"").startswith(b"fLaC"):
             rejects.append(_reject(shard, "audio member is not a FLAC stream", key))

@@ -51,7 +51,7 @@ from trainer.data import (
 )
 from trainer.datamodule import ShardDataModule
 from trainer.features import HOP, IGNORE, TASK_NAMES, Collator, audio_token_count
-from trainer.reader import AudioRef, Shard, load_audio, read_shard
+from trainer.reader import AudioRef, Shard, load_audio, read_metadata, read_shard
 from trainer.scoring import accuracy_normalized, wer
 from trainer.tokenizer import QwenAudioTokenizer
 
@@ -94,7 +94,7 @@ def chat_stream(cfg: ChatStreamConfig, rng: random.Random) -> Iterator[ChatExamp
 
     def samples() -> Iterator[tuple[ChatSample, AudioRef]]:
         for shard in resampled_shards(cfg.shards, rng):
-            for key, meta, ref in read_shard(shard.path):
+            for key, meta, ref in read_shard(shard.path, shard.nsamples):
                 clip = Clip(shard.set_name, shard.split, key, float(meta["duration"]))
                 yield ChatSample(clip, meta), ref
 
@@ -216,7 +216,7 @@ def chat_eval_plan(
 
     for shard in shards:
         samples = [ChatSample(Clip(shard.set_name, shard.split, key, float(meta["duration"])),
-                              meta) for key, meta, _ in read_shard(shard.path)]
+                              meta) for key, meta in read_metadata(shard.path, shard.nsamples)]
         refs = {s.clip: AudioRef(shard.path, s.clip.key) for s in samples}
         for conv in conversations_of(samples, templates, seed, length, max_tokens):
             if isinstance(conv, Conversation):
