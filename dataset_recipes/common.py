@@ -9,15 +9,32 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dataset_recipes import textfiles
 from dataset_recipes.textfiles import UTF8, Encoding
-from pipeline.recipe import CorpusInfo, not_found
+from pipeline.recipe import CorpusInfo, SplitRole, not_found
 from pipeline.record import Reject, sanitize_key
 
 SAMPLES_DIR = Path(__file__).parent / "samples"
 #: Hex digits of the hash that :func:`source_key` appends to a sanitized name.
 KEY_HASH_DIGITS = 8
+
+
+class RoleByName(dict):  # type: ignore[type-arg]
+    """Split roles inferred from split names (``get`` never misses): for corpora whose
+    split names are not known in advance (Lhotse parts, user manifests)."""
+
+    def get(self, name: str, default: Any = None) -> SplitRole:
+        """``valid`` for dev/val names, ``test`` for test/eval names, else ``train``."""
+        low = name.lower()
+        if "train" in low:
+            return "train"
+        if "test" in low or "eval" in low:
+            return "test"
+        if "dev" in low or "val" in low:
+            return "valid"
+        return "train"
 
 
 def find_root(raw: Path, info: CorpusInfo, is_root: Callable[[Path], bool],

@@ -42,10 +42,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dataset_recipes.common import SAMPLES_DIR, FileIndex, find_root, rel, rel_str, source_key
+from dataset_recipes.common import (
+    SAMPLES_DIR,
+    FileIndex,
+    RoleByName,
+    find_root,
+    rel,
+    rel_str,
+    source_key,
+)
 from dataset_recipes.textfiles import UTF8
 from pipeline import tags
-from pipeline.recipe import CorpusInfo, Recipe, SplitRole
+from pipeline.recipe import CorpusInfo, Recipe
 from pipeline.record import Label, Record, Reject
 
 _REC = re.compile(r"^(?:(.*)_)?recordings(?:_(.+))?\.jsonl(?:\.gz)?$")
@@ -54,22 +62,6 @@ LANGUAGE_NAMES = {"english": "en", "chinese": "zh", "mandarin": "zh", "german": 
                   "spanish": "es", "korean": "ko", "french": "fr", "japanese": "ja",
                   "italian": "it"}
 WHOLE_TOLERANCE = 0.05
-
-
-class RoleByName(dict):  # type: ignore[type-arg]
-    """Split roles inferred from split names (``get`` never misses): for corpora whose
-    split names are not known in advance (Lhotse parts, user manifests)."""
-
-    def get(self, name: str, default: Any = None) -> SplitRole:
-        """``valid`` for dev/val names, ``test`` for test/eval names, else ``train``."""
-        low = name.lower()
-        if "train" in low:
-            return "train"
-        if "test" in low or "eval" in low:
-            return "test"
-        if "dev" in low or "val" in low:
-            return "valid"
-        return "train"
 
 
 INFO = CorpusInfo(

@@ -51,8 +51,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dataset_recipes.common import SAMPLES_DIR, FileIndex, source_key
-from dataset_recipes.lhotse_manifests import RoleByName
+from dataset_recipes.common import SAMPLES_DIR, FileIndex, RoleByName, source_key
 from dataset_recipes.textfiles import csv_records, decoded_lines
 from pipeline import tags
 from pipeline.errors import InputError
