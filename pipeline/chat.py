@@ -26,6 +26,7 @@ conversation is a pure function of its samples, the templates and a ``random.Ran
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import string
@@ -222,6 +223,13 @@ def messages(conv: Conversation, audio: Callable[[int], str]) -> list[dict[str, 
     return out
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _encode_cached(tok: ChatTokenizer, text: str) -> tuple[int, ...]:
+    # Roles, newlines, the system prompt and template questions repeat in every
+    # conversation, and each encode call with every special token allowed costs ~1 ms.
+    return tuple(tok.encode(text))
+
+
 class ChatTokenizer(Protocol):
     """What :func:`encode` needs of a tokenizer (``trainer.tokenizer.QwenAudioTokenizer``)."""
 
@@ -241,26 +249,27 @@ def encode(
         raise ValueError(f"{conv.id}: {len(pads)} pad counts for {len(conv.clips)} audios")
     im_start, im_end = tok.token_to_id(IM_START), tok.token_to_id(IM_END)
     a_start, a_pad, a_end = (tok.token_to_id(t) for t in (AUDIO_START, AUDIO_PAD, AUDIO_END))
-    nl = tok.encode("\n")
+    enc = functools.partial(_encode_cached, tok)
+    nl = enc("\n")
     ids: list[int] = []
     labels: list[int] = []
 
-    def add(seq: list[int], scored: bool) -> None:
+    def add(seq: Sequence[int], scored: bool) -> None:
         ids.extend(seq)
         labels.extend(seq if scored else [IGNORE] * len(seq))
 
-    add([im_start, *tok.encode("system"), *nl, *tok.encode(conv.system), im_end], False)
+    add([im_start, *enc("system"), *nl, *enc(conv.system), im_end], False)
     for i, (_, answer) in enumerate(conv.pairs):
-        add([*nl, im_start, *tok.encode("user"), *nl], False)
+        add([*nl, im_start, *enc("user"), *nl], False)
         pieces = user_text(conv, i, lambda n: _MARK).split(_MARK)
         for n, piece in enumerate(pieces):
-            add(tok.encode(piece) if piece else [], False)
+            add(enc(piece) if piece else [], False)
             if n < len(pieces) - 1:
                 add([a_start, *[a_pad] * pads[n], a_end], False)
-        add([im_end, *nl, im_start, *tok.encode("assistant"), *nl], False)
+        add([im_end, *nl, im_start, *enc("assistant"), *nl], False)
         if prompt_only and i == len(conv.pairs) - 1:
             break
-        add([*tok.encode(answer), im_end], not prompt_only)
+        add([*enc(answer), im_end], not prompt_only)
     return ids, labels
 
 
