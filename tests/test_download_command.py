@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from dataset_recipes import RECIPES, clotho, librispeech
 from dataset_recipes import download as command
-from pipeline.download import Remote, download_declared
+from pipeline.download import DownloadError, Downloads, Remote, download_declared
 from pipeline.recipe import Recipe
 from pipeline.record import Record
 
@@ -140,3 +140,29 @@ def test_command_line_refuses_unknown_split(tmp_path):
     assert "error: clotho: unknown split(s) ['training']; choose from development, " \
         "validation, evaluation" in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_splits_of_a_recipe_that_downloads_everything_together_are_refused(monkeypatch,
+                                                                           capsys):
+    assert _run(monkeypatch, "recipe=esc50", "splits=[fold1]") == 2
+    assert "error: esc50: this recipe downloads all its files together; drop splits=" in \
+        capsys.readouterr().err
+
+
+def test_a_bug_keeps_its_traceback_a_user_error_does_not(monkeypatch, tmp_path, capsys):
+    def broken(_target: Path) -> None:
+        raise KeyError("x")  # a bug in a recipe's unpack step, not a user error
+
+    def refused(_target: Path) -> None:
+        raise DownloadError("archive member outside the corpus; report it")
+
+    for unpack, outcome in ((broken, KeyError), (refused, 1)):
+        recipe = dataclasses.replace(RECIPES["esc50"], download=Downloads(unpack=unpack))
+        monkeypatch.setitem(RECIPES, "esc50", recipe)
+        if outcome is KeyError:
+            with pytest.raises(KeyError, match="'x'"):
+                _run(monkeypatch, "recipe=esc50", f"raw={tmp_path}")
+        else:
+            assert _run(monkeypatch, "recipe=esc50", f"raw={tmp_path}") == 1
+            assert capsys.readouterr().err == ("error: esc50: archive member outside the "
+                                               "corpus; report it\n")
