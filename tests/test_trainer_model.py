@@ -14,6 +14,7 @@ from trainer.features import IGNORE, Collator, audio_token_count, encode_pair
 from trainer.model import (
     adamw,
     build_model,
+    lm_attention_for,
     masked_lm_loss,
     parallelize,
     param_groups,
@@ -259,7 +260,8 @@ def test_param_groups_skip_decay_on_norms_biases_embeddings(tok: QwenAudioTokeni
     trainable = {n for n, p in net.named_parameters() if p.requires_grad}
     assert flat_names | decay_names == trainable  # each once (the tied head is the embedding)
     assert "encoder.whisper.embed_positions.weight" not in trainable  # fixed sinusoids
-    for n in ("lm.model.embed_tokens.weight", "projector.bos_eos", "projector.bias", "lm.model.norm.weight",
+    for n in ("lm.model.embed_tokens.weight", "projector.bos_eos", "projector.bias",
+              "lm.model.norm.weight",
               "lm.model.layers.0.input_layernorm.weight", "lm.model.layers.0.self_attn.q_proj.bias",
               "encoder.whisper.layers.1.fc1.bias", "encoder.whisper.conv1.bias"):
         assert n in flat_names, n
@@ -271,3 +273,18 @@ def test_param_groups_skip_decay_on_norms_biases_embeddings(tok: QwenAudioTokeni
     opt = adamw(param_groups(net), lr=1e-3, weight_decay=0.01)
     assert opt.defaults["fused"] is False  # CPU parameters: the fused kernel is CUDA's
     assert [g["weight_decay"] for g in opt.param_groups] == [0.01, 0.0]
+
+
+def test_lm_attention_is_sdpa_on_cpu_and_eager_gives_the_same_loss(
+    tok: QwenAudioTokenizer,
+) -> None:
+    batch = synthetic_batch(tok, 4)
+    net = _net(tok).eval()
+    with torch.no_grad():
+        auto, _ = net(batch)
+        assert net.lm.config._attn_implementation == "sdpa"
+        assert lm_attention_for(torch.zeros(1, dtype=torch.bfloat16)) == "sdpa"  # not CUDA
+        net.lm_attention = "eager"
+        eager, _ = net(batch)
+        assert net.lm.model.layers[0].self_attn.config._attn_implementation == "eager"
+    torch.testing.assert_close(auto, eager, rtol=1e-5, atol=1e-5)

@@ -9,6 +9,7 @@ configs alone; ``parallelize`` applies FSDP2 (``fully_shard``) and activation ch
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -147,6 +148,9 @@ class QwenAudioModel(nn.Module):
         # exact checks with clear errors where they cost no GPU wait (CPU tensors); False
         # runs the accelerators' asynchronous checks everywhere
         self.host_checks = True
+        # the LM's attention: "auto" (flash_attention_2 where it runs, else sdpa), or a
+        # transformers attn_implementation ("sdpa", "flash_attention_2", "eager")
+        self.lm_attention = "auto"
 
     def embed(
         self, input_ids: torch.Tensor, features: torch.Tensor, feature_lens: torch.Tensor
@@ -204,6 +208,11 @@ class QwenAudioModel(nn.Module):
         activation checkpointing would grow again on recompute).
         """
         embeds = self.embed(batch["input_ids"], batch["input_features"], batch["feature_lens"])
+        impl = self.lm_attention
+        if impl == "auto":
+            impl = lm_attention_for(embeds)
+        if self.lm.config._attn_implementation != impl:  # the layers share this config
+            self.lm.config._attn_implementation = impl
         return self.lm.get_decoder()(inputs_embeds=embeds, use_cache=False).last_hidden_state
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,6 +224,24 @@ class QwenAudioModel(nn.Module):
             self.hidden(batch), batch["labels"], self.lm.get_output_embeddings(),
             batch.get("scored"),
         )
+
+
+@functools.cache
+def _flash_attn_installed() -> bool:
+    from transformers.utils import is_flash_attn_2_available
+
+    return bool(is_flash_attn_2_available())
+
+
+def lm_attention_for(embeds: torch.Tensor) -> str:
+    """``flash_attention_2`` where it runs (a CUDA tensor computed in bf16/fp16, the
+    ``flash-attn`` package installed), else ``sdpa`` (PyTorch picks its flash or
+    memory-efficient kernel: training runs the LM without a padding mask)."""
+    half = embeds.dtype in (torch.bfloat16, torch.float16) or (
+        embeds.is_cuda and torch.is_autocast_enabled("cuda"))
+    if embeds.is_cuda and half and _flash_attn_installed():
+        return "flash_attention_2"
+    return "sdpa"
 
 
 def param_groups(

@@ -161,7 +161,8 @@ class QwenAudioModule(L.LightningModule):
                 )
             return micro_tokens
         if batch["step_first"] or self._step_tokens is None:
-            count = torch.tensor([float(batch["step_tokens"])], device=micro_tokens.device)
+            # a fill, not a host-to-device copy (a blocking copy is a sync on GPUs)
+            count = torch.full((1,), float(batch["step_tokens"]), device=micro_tokens.device)
             self._step_tokens = _all_reduce(count)[0].clamp(min=1)
         return self._step_tokens
 
