@@ -2,7 +2,8 @@
 projector -> causal LM (the order of the released ``audio.py``).
 
 The audio embeddings of each clip replace its ``[[[AUDIO:modality]]]`` pads in the token
-sequence (one pad per pooled frame, 25 per second); :func:`masked_lm_loss` is the loss.
+sequence (one pad per pooled frame, 25 per second) and ``<audio>``/``</audio>`` become the
+learned begin/end vectors, as in the release; :func:`masked_lm_loss` is the loss.
 ``build_model`` makes the paper's sizes from local checkpoints or a tiny model from
 configs alone; ``parallelize`` applies FSDP2 (``fully_shard``) and activation checkpointing.
 """
