@@ -74,7 +74,8 @@ def batch(tok: Any, n: int, seed: int = 0) -> dict[str, Any]:
     for i in range(n):
         seconds = 0.5 + 0.25 * (i % 3)
         audio = (0.1 * rng.standard_normal(int(16000 * seconds))).astype(np.float32)
-        target = f"<|0.00|>hello<|0.{20 + i:02d}|> world number {i}<|{seconds:.2f}|>"
+        # targets of different lengths: micro-batches hold different token counts
+        target = f"<|0.00|>hello<|0.{20 + i:02d}|>{' world' * (1 + i)}<|{seconds:.2f}|>"
         pairs.append(SimpleNamespace(
             key=f"clip{i}", task="srwt" if i % 2 else "asr",
             prompt="<|startoftranscript|><|en|><|transcribe|><|en|><|notimestamps|><|wo_itn|>",

@@ -60,6 +60,8 @@ def test_fit_trains_logs_and_checkpoints(baseline: tuple[Path, dict]) -> None:
     assert "val/loss" in header and "val/loss_aac" in header
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert ckpts == ["last.ckpt", "step0000002.ckpt", "step0000004.ckpt", "step0000006.ckpt"]
+    last = run / "checkpoints" / "last.ckpt"  # a link to the newest, not a second copy
+    assert last.is_symlink() and last.resolve().name == "step0000006.ckpt"
 
 
 def test_resume_continues_with_the_same_losses(
@@ -84,6 +86,9 @@ def test_fsdp2_two_processes_match_one(
         assert two[step]["train/loss"] == pytest.approx(steps[step]["train/loss"], rel=1e-5)
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
     assert ckpt.is_dir() and (ckpt / "meta.pt").is_file()  # a sharded, distributed checkpoint
+    assert ckpt.is_symlink() and ckpt.resolve().name == "step0000002.ckpt"
+    # both ranks wrote their shard into the one run directory
+    assert sorted(p.name for p in ckpt.glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]
 
 
 def test_evaluate_writes_a_per_task_table(baseline: tuple[Path, dict]) -> None:
@@ -97,3 +102,30 @@ def test_evaluate_writes_a_per_task_table(baseline: tuple[Path, dict]) -> None:
     table = (run / "eval_valid.md").read_text()
     assert "| asr | 3 | wer |" in table and "| aac | 6 | bleu4 |" in table
     assert len((run / "predictions_valid.jsonl").read_text().splitlines()) == 12
+
+
+def test_evaluation_split_over_two_ranks_matches_one_process(
+    baseline: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """torchrun with 2 gloo ranks: each decodes its share, rank 0 gathers: the same
+    predictions, in the same order, and the same scores as the one-process CPU path."""
+    import shutil
+
+    from trainer.evaluate import evaluate
+
+    run = tmp_path / "run"
+    shutil.copytree(baseline[0], run, symlinks=True)
+    evaluate(run, role="valid", max_new_tokens=4, device="cpu")
+    outputs = ("predictions_valid.jsonl", "eval_valid.json", "eval_valid.md")
+    single = [(run / name).read_text() for name in outputs]
+    for name in outputs:
+        (run / name).unlink()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+           "2", str(ROOT / "trainer/evaluate.py"), "--run-dir", str(run), "--role", "valid",
+           "--max-new-tokens", "4", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert [(run / name).read_text() for name in outputs] == single  # scores and predictions
+    assert len(single[0].splitlines()) == 12
+    assert out.stdout.count("| asr | 3 | wer |") == 1  # the table, printed by rank 0 only

@@ -243,3 +243,66 @@ def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     tmp = tmp_path_factory.mktemp("two_ranks")
     _write_sources(tmp, tokenizer())
     return spawn(_two_rank_worker, 2, tmp)
+
+
+# ------------------------------------------------ loss over the whole optimizer step
+
+
+def _grads_of_one_step(micro_batches: list[dict], accumulate: int) -> dict[str, torch.Tensor]:
+    """Gradients of the first optimizer step of a real Lightning fit on these batches."""
+    import lightning as L
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from trainer.datamodule import with_step_tokens
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["model=tiny", "paths.run_dir=unused"])
+    module = instantiate(cfg.model.module, _convert_="all", tokenizer=tokenizer(),
+                         scheduler=None, init_seed=cfg.seed,
+                         optimizer=instantiate(cfg.optim.optimizer, _convert_="all"))
+    grads: dict[str, torch.Tensor] = {}
+
+    class Grab(L.Callback):
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):  # type: ignore[no-untyped-def]
+            grads.update({n: p.grad.clone() for n, p in named_params(pl_module.net).items()
+                          if p.grad is not None})
+
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=1, logger=False,
+                        accumulate_grad_batches=accumulate, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[Grab()])
+    loader = torch.utils.data.DataLoader(list(with_step_tokens(micro_batches, accumulate)),
+                                         batch_size=None, collate_fn=lambda b: b)
+    trainer.fit(module, train_dataloaders=loader)
+    return grads
+
+
+def test_two_micro_batches_of_4_give_the_gradients_of_one_batch_of_8() -> None:
+    from trainer.datamodule import target_tokens
+
+    torch.set_num_threads(1)
+    tok = tokenizer()
+    whole = batch(tok, 8)
+    halves = [rows(whole, 0, 4), rows(whole, 4, 8)]
+    # unequal halves: normalising each micro-batch by its own tokens would differ
+    assert target_tokens(halves[0]) != target_tokens(halves[1])
+    one = _grads_of_one_step([whole], accumulate=1)
+    two = _grads_of_one_step(halves, accumulate=2)
+    assert sorted(one) == sorted(two) and len(one) > 20
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_step_tokens_count_each_group_before_its_first_batch() -> None:
+    from trainer.datamodule import with_step_tokens
+
+    # position t predicts label t + 1: the first label of a row is never scored
+    labels = [torch.tensor([[7, 5, 6, -100], [-100, -100, 7, 8]]),  # 4 scored tokens
+              torch.tensor([[-100, 1, 2, 3], [-100, -100, -100, -100]]),  # 3
+              torch.tensor([[-100, 9, -100, -100], [-100, 1, -100, -100]])]  # 2
+    batches = [{"labels": lab, "weight": torch.ones(2), "i": i} for i, lab in enumerate(labels)]
+    out = list(with_step_tokens(batches, 2))
+    assert [(b["i"], b["step_tokens"], b["step_first"]) for b in out] == [
+        (0, 7.0, True), (1, 7.0, False), (2, 2.0, True)]

@@ -9,7 +9,8 @@ meta device and its weights read straight onto the device from the checkpoint
 safetensors file works too).  On a GPU the model runs in bf16; decoding is batched greedy
 with the key/value cache.  Under ``torchrun --nproc-per-node N`` each rank decodes its share
 of the batches and rank 0 gathers them (same predictions, in the same order, as one
-process).  Writes ``eval_<role>.md`` (per-task table), ``eval_<role>.json`` and
+process); give the run as ``--run-dir`` there (torchrun takes ``--run`` for its own).
+Writes ``eval_<role>.md`` (per-task table), ``eval_<role>.json`` and
 ``predictions_<role>.jsonl`` in the run directory (rank 0).
 """
 
@@ -145,7 +146,9 @@ def _write(run: Path, role: str, scores: dict, rows: dict) -> None:
 def main() -> None:
     """Command line entry point (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--run", type=Path, required=True, help="run directory of trainer/fit.py")
+    ap.add_argument("--run", "--run-dir", dest="run", type=Path, required=True,
+                    help="run directory of trainer/fit.py (--run-dir under torchrun, whose "
+                    "own options make --run ambiguous)")
     ap.add_argument("--ckpt", type=Path, default=None, help="default: checkpoints/last.ckpt")
     ap.add_argument("--role", default="test", choices=["test", "valid"])
     ap.add_argument("--max-new-tokens", type=int, default=128)
