@@ -19,7 +19,8 @@ a fresh process (model init included, so peak memory is per variant):
   optimizer (fused AdamW on CUDA), the trainer's gradient clipping; no loader, no Lightning.
 
 Timed: the ``--steps`` steps after ``--warmup`` untimed ones, between two device syncs.
-Printed per variant: s/step, real tokens/s (non-padding sequence tokens, audio included),
+Printed per variant: s/step (and the process's CPU seconds per step, which other load on
+a shared machine disturbs less), real tokens/s (non-padding sequence tokens, audio included),
 model TFLOP/s (:mod:`trainer.flops`: encoder + LM + attention + LM head on the scored
 tokens, 3x the forward), MFU against ``--peak-tflops`` (default: the card's bf16 dense
 peak, e.g. 989 for an H100/H200; none on CPU) and peak memory (CUDA: max allocated; CPU:
@@ -109,12 +110,12 @@ def run_trainer(args: argparse.Namespace, batches_file: Path) -> dict[str, Any]:
         def on_train_batch_start(self, tr: Any, pl: Any, batch: Any, i: int) -> None:
             if tr.global_step == args.warmup and "start" not in times:
                 torch.cuda.synchronize() if args.device == "cuda" else None
-                times["start"] = time.perf_counter()
+                times["start"], times["cpu_start"] = time.perf_counter(), time.process_time()
 
         def on_train_batch_end(self, tr: Any, pl: Any, out: Any, batch: Any, i: int) -> None:
             if tr.global_step == args.warmup + args.steps:
                 torch.cuda.synchronize() if args.device == "cuda" else None
-                times["end"] = time.perf_counter()
+                times["end"], times["cpu_end"] = time.perf_counter(), time.process_time()
 
     trainer.callbacks.append(Clock())
     trainer.fit(module, datamodule=data)
@@ -122,6 +123,7 @@ def run_trainer(args: argparse.Namespace, batches_file: Path) -> dict[str, Any]:
     torch.save(saved, batches_file)
     tokens, flops = counts(timed, module.net)
     return {"variant": "trainer", "seconds": times["end"] - times["start"], "steps": len(timed),
+            "cpu_seconds": times["cpu_end"] - times["cpu_start"],
             "tokens": tokens, "flops": flops, "peak_gib": peak_memory(args.device),
             "log_every_n_steps": trainer.log_every_n_steps,
             "strategy": type(trainer.strategy).__name__, "precision": str(cfg.trainer.precision)}
@@ -166,31 +168,36 @@ def run_loop(args: argparse.Namespace, batches_file: Path) -> dict[str, Any]:
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     sync()
     order = [(args.warmup + i) % len(batches) for i in range(args.steps)]
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for i in order:
         step(batches[i])
     sync()
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     tokens, flops = counts([host[i] for i in order], net)
     return {"variant": "loop", "seconds": seconds, "steps": len(order), "tokens": tokens,
+            "cpu_seconds": cpu_seconds,
             "flops": flops, "peak_gib": peak_memory(args.device), "autocast_bf16": bf16}
 
 
 def report(results: list[dict[str, Any]], peak: float | None, card: str) -> str:
     """The comparison table."""
-    head = "| variant | s/step | real tokens/s | model TFLOP/s | MFU | peak memory GiB |"
+    head = ("| variant | s/step (CPU s/step) | real tokens/s | model TFLOP/s | MFU | "
+            "peak memory GiB |")
     lines = [head, "|---|---|---|---|---|---|"]
     for r in results:
         tflops = r["flops"] / r["seconds"] / 1e12
         mfu = f"{tflops / peak:.1%}" if peak else "n/a"
-        lines.append(f"| {r['variant']} | {r['seconds'] / r['steps']:.3f} | "
+        lines.append(f"| {r['variant']} | {r['seconds'] / r['steps']:.3f} "
+                     f"({r['cpu_seconds'] / r['steps']:.3f}) | "
                      f"{r['tokens'] / r['seconds']:.0f} | {tflops:.3g} | {mfu} | "
                      f"{r['peak_gib']:.2f} |")
     t, lp = results
     lines.append("")
     ratio = (t["steps"] / t["seconds"]) / (lp["steps"] / lp["seconds"])
-    lines.append(f"- trainer / loop throughput: {ratio:.2f} (target >= 0.9); device: {card}; "
-                 f"MFU peak: {peak or 'none'} TFLOP/s")
+    cpu = (t["steps"] / t["cpu_seconds"]) / (lp["steps"] / lp["cpu_seconds"])
+    lines.append(f"- trainer / loop throughput: {ratio:.2f} by wall time, {cpu:.2f} by the "
+                 f"process's CPU time (target >= 0.9); device: {card}; MFU peak: "
+                 f"{peak or 'none'} TFLOP/s")
     lines.append(f"- trainer: {t['strategy']}, precision {t['precision']}, log_every_n_steps "
                  f"{t['log_every_n_steps']}; loop: bf16 autocast {lp['autocast_bf16']}")
     return "\n".join(lines)
