@@ -148,3 +148,29 @@ def test_compiled_blocks_train_like_eager_blocks(tok: QwenAudioTokenizer) -> Non
         out.append((losses.detach(), net.lm.model.layers[0].mlp.up_proj.weight.grad))
     torch.testing.assert_close(out[0][0], out[1][0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(out[0][1], out[1][1], rtol=1e-4, atol=1e-6)
+
+
+def test_accumulated_micro_batches_are_logged_once_per_interval(
+    tok: QwenAudioTokenizer, tmp_path: Path
+) -> None:
+    """accumulate 2, log every 2 optimizer steps: logs at steps 1 and 3, each covering the
+    4 micro-batches since the previous log."""
+    batches = [synthetic_batch(tok, i, rows=2 + i % 2) for i in range(8)]
+    for i in range(0, 8, 2):
+        total = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches[i : i + 2])
+        batches[i] |= {"step_tokens": total, "step_first": True}
+        batches[i + 1] |= {"step_tokens": total, "step_first": False}
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, max_steps=4, log_every_n_steps=2,
+        accumulate_grad_batches=2, logger=CSVLogger(tmp_path, name="", version=""),
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(_module(tok), train_dataloaders=DataLoader(batches, batch_size=None))
+    rows = {}
+    with open(tmp_path / "metrics.csv") as f:
+        for row in csv.DictReader(f):
+            rows.setdefault(int(row["step"]), {}).update({k: v for k, v in row.items() if v})
+    assert sorted(s for s, r in rows.items() if "train/loss" in r) == [1, 3]
+    window = batches[4:]
+    real = sum(int(b["attention_mask"].sum()) for b in window)
+    every = sum(b["attention_mask"].numel() for b in window)
+    assert float(rows[3]["train/pad_share_text"]) == pytest.approx(1 - real / every, rel=1e-6)

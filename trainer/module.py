@@ -189,8 +189,12 @@ class QwenAudioModule(L.LightningModule):
         return batch
 
     def _log_now(self) -> bool:
-        """Whether Lightning writes the logs of this step (``log_every_n_steps``)."""
-        return bool(self.trainer._logger_connector.should_update_logs)
+        """Whether Lightning writes the logs of this step (``log_every_n_steps``), on its
+        last micro-batch (with ``accumulate_grad_batches``, the earlier ones only add up)."""
+        trainer = self.trainer
+        if trainer.training and trainer.fit_loop._should_accumulate():
+            return False
+        return bool(trainer._logger_connector.should_update_logs)
 
     def _log_train(self, stats: torch.Tensor, tokens: torch.Tensor) -> None:
         """Sums ``stats`` on the device every step; converts and logs them only on the
