@@ -98,12 +98,23 @@ def read_labels(root: Path) -> dict[str, tuple[int, str]]:
     return out
 
 
+def _label(mids: str, labels: dict[str, tuple[int, str]]) -> Label | list[str]:
+    """The ``sec`` label of a segment's MIDs, or the MIDs that are not in the label file."""
+    ids = {m.strip() for m in mids.split(",")}
+    unknown = sorted(m for m in ids if m not in labels)
+    if unknown or not mids:
+        return unknown
+    names = [labels[m][1] for m in sorted(ids, key=lambda m: labels[m][0])]
+    return Label.make("sec", ", ".join(names))
+
+
 def _parse_split(root: Path, split: str, labels: dict[str, tuple[int, str]]
                  ) -> Iterator[Record | Reject]:
     path, audio_dir = root / f"{split}_segments.csv", root / "audio" / split
     src, clips, rejects = rel(path, root), Clips(audio_dir), Rejects(INFO.name, root)
     folder = Folder(audio_dir, root)
     listed: set[str] = set()
+    made: dict[str, Label | list[str]] = {}  # label sets repeat across segments
     for line, fields, bad in csv_records(path, UTF8_OR_LATIN1, skipinitialspace=True):
         if fields and fields[0].startswith("#"):
             continue
@@ -111,12 +122,14 @@ def _parse_split(root: Path, split: str, labels: dict[str, tuple[int, str]]
             yield Reject(INFO.name, split, src, bad or f"malformed line: expected 4 fields "
                          f"(YTID, start, end, \"MIDs\"), found {len(fields)}", line=line)
             continue
-        ytid, start, end, mids = (v.strip() for v in fields)
+        ytid, start, end, mids = [v.strip() for v in fields]
         listed.add(ytid)
-        unknown = [m for m in mids.split(",") if m.strip() not in labels]
-        if unknown or not mids:
+        label = made.get(mids)
+        if label is None:
+            label = made[mids] = _label(mids, labels)
+        if not isinstance(label, Label):
             yield Reject(INFO.name, split, src,
-                         f"unknown label MID(s) {unknown} (not in {LABELS_CSV})", line=line)
+                         f"unknown label MID(s) {label} (not in {LABELS_CSV})", line=line)
             continue
         clip = clips.name(ytid)
         if clip is None:
@@ -124,10 +137,8 @@ def _parse_split(root: Path, split: str, labels: dict[str, tuple[int, str]]
                              f"clip missing (line {line} of {path.name}): cut {start}-{end} s "
                              f"of https://youtu.be/{ytid}", line)
             continue
-        names = [labels[m][1] for m in sorted({m.strip() for m in mids.split(",")},
-                                               key=lambda m: labels[m][0])]
         yield Record(INFO.name, split, source_key(ytid), folder.audio(clip),
-                     folder.source(clip), "unknown", (Label.make("sec", ", ".join(names)),),
+                     folder.source(clip), "unknown", (label,),
                      meta=(("start_s", start), ("end_s", end)), listing=src, line=line)
     yield from clips.unlisted(listed, rejects, split, path.name)
 

@@ -16,13 +16,15 @@ array once, giving each entry with the line it starts on.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pipeline.errors import InputError
 from pipeline.record import Reject
@@ -30,6 +32,8 @@ from pipeline.record import Reject
 _BOM = b"\xef\xbb\xbf"
 _WS = re.compile(r"[ \t\n\r]*")
 _ESCAPED = re.compile(r"[\udc80-\udcff]+")
+#: A member's key and colon: a JSON string (no control characters) then ':'.
+_MEMBER = re.compile(r'"((?:[^"\\\x00-\x1f]|\\.)*)"[ \t\n\r]*:[ \t\n\r]*')
 
 
 @dataclass(frozen=True)
@@ -70,15 +74,46 @@ def bad_bytes_reason(bad: bytes, offset: int, encoding: str) -> str:
             f"{encoding} (e.g. iconv -f <its encoding> -t {encoding})")
 
 
+def _decodes(path: Path, encoding: str) -> bool:
+    """Whether the whole file is valid ``encoding`` (one pass in C, a MiB at a time)."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _text(path: Path, encoding: Encoding) -> Iterator[TextIO | None]:
+    """The file opened as text when all of it is valid in the primary encoding (the
+    common case, read at C speed), else ``None``: the caller decodes line by line.
+    Lines end at ``\n`` only, as in the line-by-line path."""
+    if not _decodes(path, encoding.primary):
+        yield None
+        return
+    name = "utf-8-sig" if codecs.lookup(encoding.primary).name == "utf-8" else encoding.primary
+    with open(path, encoding=name, newline="\n") as f:
+        yield f
+
+
 def decoded_lines(path: Path, encoding: Encoding = UTF8
                   ) -> Iterator[tuple[int, str, str | None]]:
     """``(line number, text with its line ending, why it is undecodable or None)``."""
+    with _text(path, encoding) as text:
+        if text is not None:
+            for n, line in enumerate(text, 1):
+                yield n, line, None
+            return
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
             if n == 1 and raw.startswith(_BOM):
                 raw = raw[len(_BOM):]
-            text, bad = encoding.decode(raw)
-            yield n, text, bad
+            line, bad = encoding.decode(raw)
+            yield n, line, bad
 
 
 def read_lines(path: Path, src: str, recipe: str, split: str, encoding: Encoding = UTF8
@@ -98,6 +133,21 @@ def csv_records(path: Path, encoding: Encoding = UTF8, **fmt: Any
     """``(first line, fields, problem or None)`` of each non-empty CSV record; ``fmt``
     goes to :func:`csv.reader`.  The problem is an undecodable line of the record or a
     CSV syntax error."""
+    with _text(path, encoding) as text:
+        if text is not None:  # csv counts the lines it reads: a record starts after the last
+            reader, last = csv.reader(text, **fmt), 0
+            while True:
+                try:
+                    fields = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as err:
+                    yield last + 1, [], f"malformed CSV record ({err})"
+                    last = reader.line_num
+                    continue
+                if fields:
+                    yield last + 1, fields, None
+                last = reader.line_num
     state: dict[str, Any] = {"line": 0, "bad": None}
 
     def feed() -> Iterator[str]:
@@ -198,24 +248,37 @@ class _Lines:
         return self.line
 
 
+def _value(scan: Any, text: str, pos: int) -> tuple[Any, int]:
+    """The JSON value at ``pos`` and where it ends (json's own C scanner and errors)."""
+    try:
+        return scan(text, pos)
+    except StopIteration as err:
+        raise json.JSONDecodeError("Expecting value", text, err.value) from None
+
+
 def json_members(text: str, pos: int = 0) -> Iterator[tuple[int, str, Any, int, int]]:
     """``(line, key, value, start, end)`` of each member of the JSON object at ``pos``
     (whitespace skipped), in file order and in one pass; duplicate keys are all given.
     ``start:end`` is the member's text.  Raises :class:`json.JSONDecodeError` (with
     json's own message and position) at the first syntax error."""
     decoder, lines = json.JSONDecoder(), _Lines(text)
+    scan = decoder.scan_once
     pos = _skip(text, pos)
     _expect(text, pos, "{", "'{'")
     pos = _skip(text, pos + 1)
     if text[pos:pos + 1] == "}":
         return
     while True:
-        _expect(text, pos, '"', "property name enclosed in double quotes")
-        start = pos
-        key, pos = decoder.raw_decode(text, pos)
-        pos = _skip(text, pos)
-        _expect(text, pos, ":", "':' delimiter")
-        value, pos = decoder.raw_decode(text, _skip(text, pos + 1))
+        m = _MEMBER.match(text, pos)  # '"key" :' in one step; anything else: json's error
+        if m is None:
+            _expect(text, pos, '"', "property name enclosed in double quotes")
+            _, after = decoder.raw_decode(text, pos)
+            _expect(text, _skip(text, after), ":", "':' delimiter")
+            raise json.JSONDecodeError("Expecting property name", text, pos)  # unreachable
+        start, key = pos, m.group(1)
+        if "\\" in key:
+            key = json.loads(f'"{key}"')
+        value, pos = _value(scan, text, m.end())
         yield lines.at(start), key, value, start, pos
         pos = _skip(text, pos)
         if _expect(text, pos, ",}", "',' delimiter") == "}":
