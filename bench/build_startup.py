@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -118,16 +119,19 @@ def phase(name: str, code: str) -> dict[str, float]:
     return out
 
 
-def command(args: list[str]) -> float:
-    """Wall seconds of ``make <args>`` from its start to its exit."""
+def command(args: list[str]) -> tuple[float, float]:
+    """Wall seconds of ``make <args>`` from its start to its exit, and the CPU seconds of
+    the processes it waited for (Ray's own processes, started apart, are not counted)."""
     env = {**os.environ, "RAY_ADDRESS": ""}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(["make", "-s", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=1200)
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:
         raise SystemExit(f"make {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    return wall
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -156,21 +160,24 @@ def main() -> None:
         "make build-dataset RECIPE=all SOURCE=sample (= make demo)": ["RECIPE=all"],
     }
     times: dict[str, list[float]] = {k: [] for k in variants}
+    cpus: dict[str, list[float]] = {k: [] for k in variants}
     try:
         for rnd in range(args.rounds + 1):  # round 0: warm-up (writes the sample corpora)
             for name, extra in variants.items():
                 out = tmp / "out"
                 shutil.rmtree(out, ignore_errors=True)
-                wall = command(["build-dataset", "SOURCE=sample", f"OUT={out}", *extra])
+                wall, cpu = command(["build-dataset", "SOURCE=sample", f"OUT={out}", *extra])
                 if rnd:
                     times[name].append(wall)
-                    print(f"round {rnd}: {name}: {wall:.1f} s", flush=True)
+                    cpus[name].append(cpu)
+                    print(f"round {rnd}: {name}: {wall:.1f} s, {cpu:.1f} CPU s", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"\nload average {os.getloadavg()[0]:.2f} at end\n| command | median wall s |\n|---|---|")
+    print(f"\nload average {os.getloadavg()[0]:.2f} at end\n"
+          "| command | median wall s | median CPU s (Ray's processes not counted) |\n|---|---|---|")
     for k, v in med.items():
-        print(f"| {k} | {v:.1f} |")
+        print(f"| {k} | {v:.1f} | {statistics.median(cpus[k]):.1f} |")
     ray, local = med["... ARGS=runner=ray"], med["... ARGS=runner=local"]
     print(f"Ray's fixed cost (clotho on Ray - in-process): {ray - local:.1f} s")
 
