@@ -122,7 +122,8 @@ def _numbers(spec: str) -> set[int]:
     return out
 
 
-_SPLIT_OF = {(genre, n): split for split, genres in FILTERED.items()
+#: (genre, clip number) -> split of the fault-filtered split; clips it leaves out are absent.
+SPLIT_OF = {(genre, n): split for split, genres in FILTERED.items()
              for genre, spec in genres.items() for n in _numbers(spec)}
 
 
@@ -147,7 +148,7 @@ def _check(path: Path, root: Path, genre: str) -> tuple[str, str] | Reject:
     if not m or m.group(1) != genre:
         return Reject(INFO.name, "unknown", rel(path, root),
                       f"file name is not '{genre}.000NN' inside the {genre}/ folder")
-    split = _SPLIT_OF.get((genre, int(m.group(2))))
+    split = SPLIT_OF.get((genre, int(m.group(2))))
     if split is None:
         return Reject(INFO.name, "excluded", rel(path, root),
                       "left out by the fault-filtered split (Kereliuk et al. 2015: "

@@ -124,15 +124,6 @@ def _esc50(row: Row) -> Record | Reject:
     return dataclasses.replace(rec, split=split)
 
 
-def _gtzan_split(genre: str, number: int) -> str | None:
-    for split, genres in gtzan.FILTERED.items():
-        for part in genres[genre].split(","):
-            lo, _, hi = part.partition("-")
-            if int(lo) <= number <= int(hi or lo):
-                return split
-    return None
-
-
 def _gtzan(row: Row) -> Record | Reject:
     genre = row.name_of("genre")
     stem = Path(str(row.data["file"])).stem  # e.g. blues.00012
@@ -140,7 +131,7 @@ def _gtzan(row: Row) -> Record | Reject:
     if genre not in gtzan.GENRES or not m or m.group(1) != genre:
         return Reject("gtzan", "unknown", row.source,
                       f"file {stem!r} / genre {genre!r} is not '<genre>.000NN' of a GTZAN genre")
-    split = _gtzan_split(genre, int(m.group(2)))
+    split = gtzan.SPLIT_OF.get((genre, int(m.group(2))))
     if split is None:
         return Reject("gtzan", "excluded", row.source, "left out by the fault-filtered split "
                       "(Kereliuk et al. 2015: repetition, mislabeling or distortion)")

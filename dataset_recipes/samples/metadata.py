@@ -315,9 +315,9 @@ def expected_records(name: str, n: int) -> int:
     if name == "clotho_aqa":
         return -(-n // 18)
     if name == "gtzan":
-        from dataset_recipes.gtzan import _SPLIT_OF, GENRES
+        from dataset_recipes.gtzan import GENRES, SPLIT_OF
 
-        return sum((GENRES[i // 100], i % 100) in _SPLIT_OF for i in range(min(n, 1000)))
+        return sum((GENRES[i // 100], i % 100) in SPLIT_OF for i in range(min(n, 1000)))
     return n
 
 
