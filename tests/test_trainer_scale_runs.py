@@ -62,8 +62,9 @@ def test_torchrun_ranks_share_one_run_directory_and_stage1_trains_new_rows(
     mixture: Path, tmp_path: Path
 ) -> None:
     """Two torchrun ranks (microsecond stamps would differ per rank) write one run
-    directory; with +experiment=pretrain the LM's original vocabulary rows stay
-    bit-identical while the added token rows and the encoder train."""
+    directory; with +experiment=pretrain (and activation checkpointing under FSDP2) the
+    LM's original vocabulary rows stay bit-identical while the added token rows and the
+    encoder train; the checkpoint loads back into an unwrapped, unsharded model."""
     from hydra import compose, initialize_config_dir
 
     from trainer.checkpoint import init_weights
@@ -71,6 +72,7 @@ def test_torchrun_ranks_share_one_run_directory_and_stage1_trains_new_rows(
     from trainer.model import first_added_token
 
     overrides = ["+experiment=pretrain", "model=tiny", "trainer=fsdp_cpu",
+                 "model.module.activation_checkpointing=true",  # wrapped layers, sharded
                  f"data.mixture={mixture}", "optim.optimizer.lr=0.01", *COMMON]
     out = _run([*_torchrun(2), *overrides, f"paths.output_dir={tmp_path}/runs",
                 "hydra.run.dir=${paths.output_dir}/${task_name}/${run_stamp:%H-%M-%S-%f}"])

@@ -58,9 +58,9 @@ def _optimizer_groups(net: QwenAudioModel) -> list[dict[str, Any]]:
 class QwenAudioModule(L.LightningModule):
     """Trains a :class:`QwenAudioModel` on every task of the mixture at once.
 
-    The loss is the mean over all target tokens of the *global* batch (token counts are
-    summed over ranks), so any number of processes gives the same loss and gradients as
-    one process on the same global batch.
+    The loss is the mean over all target tokens of the whole optimizer step (token counts
+    are summed over its accumulated micro-batches and over ranks), so any number of
+    processes and micro-batches gives the same gradients as one process on one batch.
     """
 
     def __init__(
