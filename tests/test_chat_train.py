@@ -81,7 +81,7 @@ def test_evaluation_has_each_valid_sample_once(data: ChatDataModule) -> None:
 def fit(run: Path, mixture: Path, *overrides: str) -> tuple[dict[int, float], list[float]]:
     """A tiny chat run of fit.py in a subprocess: train loss by step, validation losses."""
     cmd = [sys.executable, str(ROOT / "trainer/fit.py"), "+experiment=chat", "model=tiny",
-           "trainer=cpu", f"data.mixture={mixture}", f"paths.run_dir={run}",
+           "trainer=cpu", f"data.mixture={mixture}", f"hydra.run.dir={run}",
            "data.steps_per_epoch=6", "trainer.max_epochs=2", "data.num_workers=0",
            "data.global_batch_size=4", "trainer.enable_progress_bar=false", "torch_threads=1",
            "optim.optimizer.lr=3e-3", *overrides]
