@@ -306,3 +306,31 @@ def test_step_tokens_count_each_group_before_its_first_batch() -> None:
     out = list(with_step_tokens(batches, 2))
     assert [(b["i"], b["step_tokens"], b["step_first"]) for b in out] == [
         (0, 7.0, True), (1, 7.0, False), (2, 2.0, True)]
+
+
+def test_a_folder_of_safetensors_with_an_index_loads(tmp_path: Path) -> None:
+    """The converter's layout: the state dict split over files, named by an index."""
+    import json
+
+    from safetensors.torch import save_file
+
+    tok = tokenizer()
+    source = tiny_net(tok)
+    init_weights(source, "cpu", seed=5)
+    state = {k: v.contiguous() for k, v in source.state_dict().items()
+             if k != "lm.lm_head.weight"}  # tied: stored once
+    names = sorted(state)
+    half = len(names) // 2
+    weight_map = {}
+    for i, part in enumerate((names[:half], names[half:])):
+        file = f"model-{i + 1:05d}-of-00002.safetensors"
+        save_file({k: state[k] for k in part}, tmp_path / file)
+        weight_map.update(dict.fromkeys(part, file))
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    (tmp_path / "stray.safetensors").write_bytes(b"not listed by the index: never opened")
+    net = tiny_net(tok)
+    init_weights(net, "cpu", seed=0, init_from=str(tmp_path))
+    got = net.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in state.items())
+    assert got["lm.lm_head.weight"] is not None and torch.equal(
+        got["lm.lm_head.weight"], state["lm.model.embed_tokens.weight"])
