@@ -39,7 +39,8 @@ PHASES = {
     "interpreter start": "pass",
     "import dataset_recipes.build (the build entry)": "import dataset_recipes.build",
     "import torch (no longer on a build's path)": "import torch",
-    "import whisperx (only for a whisperx language)": "import whisperx",
+    "import whisperx.alignment (torch + transformers; only for a whisperx language)":
+        "import whisperx.alignment",
     "import matplotlib.figure (card pictures, in a helper process)": "import matplotlib.figure",
     "import lhotse (imports torch; only the lhotse recipe's sample)": "import lhotse",
     "Hydra: compose conf/build.yaml": """

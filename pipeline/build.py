@@ -80,12 +80,7 @@ def collect(items: Iterable[Record | Reject]) -> tuple[list[Record], list[Reject
 
 def align_languages(records: Iterable[Record]) -> set[str]:
     """Spoken languages of the records that ask for word alignment (from their ASR label)."""
-    langs = set()
-    for rec in records:
-        asr = next((lb for lb in rec.labels if lb.task == "asr"), None) if rec.align else None
-        if asr is not None:
-            langs.add(asr.kwargs.get("lang", rec.language))
-    return langs
+    return set(align_languages_of(records, set()))
 
 
 def _finished(spec: ShardSpec, out_dir: Path, digest: str) -> dict[str, Any] | None:
@@ -113,7 +108,8 @@ def _clean(out_dir: Path, recipe: str, planned: set[str]) -> None:
 #: ``runner=auto`` builds in this process when the whole command has less work than this,
 #: counted in items to write, an item to align counting as :data:`ALIGN_WEIGHT`.  On the
 #: 2-core reference machine an in-process build writes 30-300 items a second (44.1 kHz
-#: stereo WAV re-encoded to kept LibriSpeech FLAC) while Ray costs ~5 s to start before its
+#: stereo WAV re-encoded to kept LibriSpeech FLAC) while Ray's own processes take ~14 CPU
+#: seconds to start and run a first job (bench/RESULTS.md), ~7 s of the 2 cores before its
 #: first shard, so under ~500 items the in-process build finishes first or about as soon.
 AUTO_LOCAL_ITEMS = 500
 #: An item to align costs about five unaligned ones (pocketsphinx at 0.013 x real time:

@@ -100,6 +100,9 @@ def start_ray() -> bool:
         root = Path(__file__).resolve().parents[1]
         kwargs["runtime_env"] = {"working_dir": str(root), "excludes": _EXCLUDES}
         _use_cluster_token()
+    else:  # a new instance of our own: Ray's note that it turned token auth on is noise here
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+            logging.ERROR)
     try:
         # "local" when RAY_ADDRESS is unset: a new local instance, never whatever cluster
         # /tmp/ray/ray_current_cluster names (ray.init() would join it, and hang for

@@ -47,6 +47,8 @@ def ray_build(tmp_path_factory) -> Path:
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "librispeech: 24 samples" in proc.stdout and "clotho: 14 samples" in proc.stdout
+    # Ray's own INFO lines (and its core worker's actor warnings) stay out of the output
+    assert "INFO" not in proc.stderr and "core_worker" not in proc.stderr, proc.stderr
     return root
 
 
