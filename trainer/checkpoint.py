@@ -8,7 +8,8 @@ Sources of weights (all weights only: optimizer states are never read):
   ``python -m trainer.convert_qwen_audio`` writes);
 * a distributed checkpoint folder written by this trainer (FSDP2, ``torch.distributed
   .checkpoint``): read with DCP into the local shards;
-* a Lightning ``.ckpt`` file: memory-mapped, each rank copies only its rows.
+* a Lightning ``.ckpt`` file (or a ``torch.save``d state dict): memory-mapped, each rank
+  copies only its rows.
 
 Names are the model's own (``encoder.whisper.layers.0.fc1.weight``,
 ``lm.model.embed_tokens.weight``, ``projector.weight``); a source's names are mapped to
@@ -115,9 +116,10 @@ def lightning_reader(path: str | Path) -> RowReader:
     """Row reader over a Lightning ``.ckpt`` file, memory-mapped (only read rows load)."""
     state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     weights = state.get("state_dict", state)
+    prefix = "net." if any(k.startswith("net.") for k in weights) else ""  # Lightning's
     tensors = {
-        name[len("net."):].replace("._checkpoint_wrapped_module", ""): t
-        for name, t in weights.items() if name.startswith("net.")
+        name[len(prefix):].replace("._checkpoint_wrapped_module", ""): t
+        for name, t in weights.items() if name.startswith(prefix)
     }
     shapes = {k: tuple(t.shape) for k, t in tensors.items()}
     return RowReader(shapes, lambda n, a, b: tensors[n][a:b] if tensors[n].dim() else tensors[n],
@@ -125,14 +127,14 @@ def lightning_reader(path: str | Path) -> RowReader:
 
 
 @torch.no_grad()
-def fill_from(net: nn.Module, reader: RowReader, names: set[str] | None = None) -> set[str]:
-    """Copy this rank's rows of every model parameter found in ``reader`` (``names``: only
-    those); returns the names filled.  Shapes must match except for a shorter dim 0."""
+def fill_from(net: nn.Module, reader: RowReader) -> set[str]:
+    """Copy this rank's rows of every model parameter found in ``reader``; returns the
+    names filled.  Shapes must match except for a shorter dim 0 (fewer rows)."""
     filled = set()
     alias = aliases(net)
     for name, param in named_params(net).items():
         source = next((a for a in alias[name] if a in reader.shapes), None)
-        if source is None or (names is not None and name not in names):
+        if source is None:
             continue
         shape = reader.shapes[source]
         if tuple(shape[1:]) != tuple(param.shape[1:]) or shape[:1] > tuple(param.shape[:1]):
@@ -195,7 +197,7 @@ def load_init_from(net: nn.Module, path: str | Path) -> None:
     if path.is_dir() and (path / ".metadata").is_file():
         filled, available = fill_from_dcp(net, path), set(dcp_keys(path))
     else:
-        if path.suffix == ".ckpt":
+        if path.suffix in (".ckpt", ".pt", ".pth", ".bin"):
             reader = lightning_reader(path)
         else:
             reader = safetensors_reader(path)
