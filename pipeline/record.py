@@ -77,11 +77,11 @@ class Record:
     audio: str
     source: str
     language: str
-    listing: str | None = None
-    line: int | None = None
     labels: tuple[Label, ...]
     align: bool = False
     meta: tuple[tuple[str, Any], ...] = ()
+    listing: str | None = None
+    line: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe dict (used to ship records to Ray workers)."""
@@ -102,11 +102,11 @@ class Record:
             audio=d["audio"],
             source=d["source"],
             language=d["language"],
-            listing=d.get("listing"),
-            line=d.get("line"),
             labels=labels,
             align=d.get("align", False),
             meta=meta,  # type: ignore[arg-type]
+            listing=d.get("listing"),
+            line=d.get("line"),
         )
 
 
