@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import tempfile
 import time
@@ -30,21 +31,24 @@ sys.path.insert(0, str(ROOT))
 
 
 def measure(model: str, batch_size: int, accumulate: int, steps: int, warmup: int,
-            mixture: Path, extra: list[str]) -> dict[str, Any]:
-    """Train ``steps`` optimizer steps and return the memory and timing figures."""
+            mixture: Path, extra: list[str], cpu: bool = False) -> dict[str, Any]:
+    """Train ``steps`` optimizer steps and return the memory and timing figures
+    (``cpu=True``: a smoke run of this script on CPU, peak RSS instead of GPU memory)."""
     import lightning as L
     import torch
     from hydra import compose, initialize_config_dir
 
     from trainer.fit import build
 
-    if not torch.cuda.is_available():
-        raise SystemExit("bench/train_memory.py needs a CUDA GPU")
+    if not cpu and not torch.cuda.is_available():
+        raise SystemExit("bench/train_memory.py needs a CUDA GPU (--cpu: a smoke run)")
+    sync = torch.cuda.synchronize if not cpu else (lambda: None)
     if not mixture.is_file():
         raise SystemExit(f"{mixture} not found: run `make demo` first (or pass --mixture)")
     run = Path(tempfile.mkdtemp(prefix="train_memory_"))
     overrides = [
-        "+experiment=multitask", f"model={model}", "trainer=fsdp", "trainer.devices=1",
+        "+experiment=multitask", f"model={model}", f"trainer={'fsdp_cpu' if cpu else 'fsdp'}",
+        "trainer.devices=1",
         f"data.mixture={mixture}", f"data.global_batch_size={batch_size}",
         f"trainer.accumulate_grad_batches={accumulate}", f"trainer.max_steps={steps}",
         f"data.steps_per_epoch={steps * accumulate}", "trainer.enable_progress_bar=false",
@@ -63,16 +67,17 @@ def measure(model: str, batch_size: int, accumulate: int, steps: int, warmup: in
 
         def on_train_batch_start(self, tr: Any, mod: Any, batch: Any, idx: int) -> None:
             if idx % accumulate == 0:
-                torch.cuda.synchronize()
+                sync()
                 self.start = time.perf_counter()
 
         def on_train_batch_end(self, tr: Any, mod: Any, out: Any, batch: Any, idx: int) -> None:
             if (idx + 1) % accumulate == 0:
-                torch.cuda.synchronize()
+                sync()
                 times.append(time.perf_counter() - self.start)
 
     trainer.callbacks.append(Clock())
-    torch.cuda.reset_peak_memory_stats()
+    if not cpu:
+        torch.cuda.reset_peak_memory_stats()
     trainer.fit(module, datamodule=data)
     timed = times[warmup:] or times
     gib = 1024**3
@@ -83,9 +88,12 @@ def measure(model: str, batch_size: int, accumulate: int, steps: int, warmup: in
         .activation_checkpointing, "param_dtype": cfg.model.module.param_dtype,
         "steps": len(times), "step_s": [round(t, 3) for t in times],
         "mean_step_s": round(sum(timed) / len(timed), 3),
-        "peak_allocated_gib": round(torch.cuda.max_memory_allocated() / gib, 2),
-        "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / gib, 2),
-        "device": torch.cuda.get_device_name(), "torch": torch.__version__,
+        **({"peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                                  / 1024**2, 2), "device": "cpu"} if cpu else {
+            "peak_allocated_gib": round(torch.cuda.max_memory_allocated() / gib, 2),
+            "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / gib, 2),
+            "device": torch.cuda.get_device_name()}),
+        "torch": torch.__version__,
     }
 
 
@@ -99,9 +107,10 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--mixture", type=Path, default=ROOT / "data/shards/mixture.json")
     ap.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides")
+    ap.add_argument("--cpu", action="store_true", help="smoke run on CPU (e.g. --model tiny)")
     args = ap.parse_args()
     out = measure(args.model, args.batch_size, args.accumulate, args.steps, args.warmup,
-                  args.mixture, args.extra)
+                  args.mixture, args.extra, args.cpu)
     print(json.dumps(out))
 
 

@@ -162,3 +162,17 @@ def test_building_a_half_billion_model_keeps_each_rank_under_60_percent(tmp_path
         assert 0.4e9 * 4 < r["full"] < 0.6e9 * 4
         assert r["local"] < 0.51 * r["full"]
         assert r["growth"] < 0.6 * r["full"], (r["growth"] / r["full"])
+
+
+@pytest.mark.slow
+def test_memory_bench_runs_on_cpu(mixture: Path) -> None:
+    """bench/train_memory.py's smoke mode: the same build, clock and report as on a GPU."""
+    import json
+
+    out = _run([sys.executable, str(ROOT / "bench/train_memory.py"), "--cpu", "--model", "tiny",
+                "--batch-size", "4", "--accumulate", "2", "--steps", "3", "--warmup", "1",
+                "--mixture", str(mixture), "--extra", "torch_threads=1", "data.num_workers=0"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (result["global_batch"], result["micro_batch"], result["steps"]) == (8, 4, 3)
+    assert len(result["step_s"]) == 3 and result["peak_rss_gib"] > 0
