@@ -31,6 +31,9 @@ MIN_RATE = 2_000
 #: Most a 4 times larger corpus may cost: 16 for quadratic parsing, 4 for linear; the
 #: margin absorbs the noise of a shared machine.
 MAX_GROWTH = 8.0
+#: CPU seconds of noise allowed on top (file-system calls of a busy machine: CochlScene's
+#: folder listing once took 0.1 s more than its linear share under load).
+SLACK = 0.25
 
 
 def _parse(name: str, raw: Path, n: int) -> tuple[float, int]:
@@ -57,7 +60,7 @@ def test_parse_time_grows_linearly(name: str, tmp_path: Path) -> None:
     large, count = _parse(name, tmp_path / "large", n)
     assert count == metadata.expected_records(name, n)
     assert large / n <= 1 / MIN_RATE, f"{name}: {n / large:,.0f} items per CPU second"
-    assert large <= MAX_GROWTH * small + 0.05, (
+    assert large <= MAX_GROWTH * small + SLACK, (
         f"{name}: {n // 4} items in {small:.3f} s but {n} in {large:.3f} s (not linear)")
 
 
