@@ -31,8 +31,8 @@ MIN_RATE = 2_000
 #: Most a 4 times larger corpus may cost: 16 for quadratic parsing, 4 for linear; the
 #: margin absorbs the noise of a shared machine.
 MAX_GROWTH = 8.0
-#: CPU seconds of noise allowed on top (file-system calls of a busy machine: CochlScene's
-#: folder listing once took 0.1 s more than its linear share under load).
+#: CPU seconds of noise allowed on top (file-system calls on a busy machine: CochlScene's
+#: 4,000-file case failed once under load without it).
 SLACK = 0.25
 
 
