@@ -14,6 +14,7 @@ from recipe_helpers import build_sample
 
 import dataset_recipes.build as cli
 import pipeline.build as build_mod
+import pipeline.stages as stages
 from dataset_recipes import RECIPES
 from pipeline.build import AUTO_LOCAL_ITEMS, BuildError, choose_runner, plan_build, run_builds
 from pipeline.card_plots import card_section
@@ -135,7 +136,10 @@ def test_all_recipes_of_a_command_go_to_one_ray_job(tmp_path, monkeypatch):
     assert "## Pictures" not in (tmp_path / "clotho" / "README.md").read_text()  # pictures=off
 
 
-def test_aligner_is_shared_and_loads_nothing_for_records_without_speech(tmp_path):
+def test_aligner_is_shared_and_loads_nothing_for_records_without_speech(tmp_path, monkeypatch):
+    # A fresh cache of this process's aligners: earlier tests in the same process may have
+    # loaded the English model into the shared aligner of these options already.
+    monkeypatch.setattr(stages, "_ALIGNERS", {})
     align = {"enabled": True}
     a = SampleMaker(BuildOptions(align=align))
     b = SampleMaker(BuildOptions(long_audio="truncate",
