@@ -70,6 +70,12 @@ def rel(path: Path, root: Path) -> str:
 
 def stem(name: str) -> str:
     """A file name without folder and extension (``Path(name).stem``, without pathlib)."""
+    if os.sep not in name and (os.altsep is None or os.altsep not in name):
+        dot = name.rfind(".")  # os.path.splitext's answer when the name before it is no dots
+        if dot > 0 and name[:dot].strip("."):
+            return name[:dot]
+        if dot < 0:
+            return name
     return os.path.splitext(os.path.basename(name))[0]
 
 
@@ -131,7 +137,12 @@ class FileIndex:
 
     def exists(self, path: str | Path) -> bool:
         """Whether ``path`` is a file (as of the first look into its folder)."""
-        folder, name = os.path.split(path)
+        if path.__class__ is str:  # os.path.split's answer where the folder has no end '/'
+            folder, _, name = path.rpartition(os.sep)
+            if not folder or folder[-1] == os.sep or os.altsep:
+                folder, name = os.path.split(path)
+        else:
+            folder, name = os.path.split(path)
         names = self._folders.get(folder)
         if names is None:
             names = self._folders[folder] = file_names(Path(folder))

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 
 from dataset_recipes.common import (
@@ -82,12 +82,8 @@ INFO = CorpusInfo(
 )
 
 
-@dataclass
-class _Clip:
-    split: str
-    line: int
-    tsv: Path
-    labels: list[Label] = field(default_factory=list)
+#: A clip of the CoVoST pairs: ``(split, line, pair TSV, labels)``; the first label is ASR.
+_Clip = tuple[str, int, Path, list[Label]]
 
 
 def _lang_dirs(root: Path) -> list[Path]:
@@ -106,32 +102,45 @@ def locate(raw: Path) -> Path:
 
 
 def _tsv(path: Path, root: Path, required: tuple[str, ...]
-         ) -> Iterator[tuple[int, dict[str, str]] | Reject]:
-    """Rows of a Common Voice style TSV (tab separated, quotes are plain text, UTF-8: a
-    line that is not is a reject quoting the bytes, as sentences are targets)."""
-    lines = read_lines(path, rel(path, root), INFO.name, "unknown")
+         ) -> tuple[dict[str, int], Iterator[tuple[int, list[str]] | Reject]]:
+    """The columns of a Common Voice style TSV (tab separated, quotes are plain text,
+    UTF-8: a line that is not is a reject quoting the bytes, as sentences are targets)
+    and its rows, ``(line, fields)`` or a reject; a column named twice means its last."""
+    src = rel(path, root)
+    lines = read_lines(path, src, INFO.name, "unknown")
     first = next(lines, None)
     header = first[1].split("\t") if isinstance(first, tuple) else []
     missing = [c for c in required if c not in header]
     if missing:
         raise InputError(f"{path}: missing column(s) {missing}; found {header}. "
                          "Is this the official file, unmodified?")
+    columns = {c: i for i, c in enumerate(header)}
+    return columns, _rows(lines, src, len(header), [(c, columns[c]) for c in required])
+
+
+def _rows(lines: Iterator[tuple[int, str] | Reject], src: str, width: int,
+          required: list[tuple[str, int]]) -> Iterator[tuple[int, list[str]] | Reject]:
+    pick = itemgetter(*(i for _, i in required))
+    if len(required) == 1:
+        def fields(cols: list[str]) -> tuple[str, ...]:
+            return (cols[required[0][1]],)
+    else:
+        fields = pick  # type: ignore[assignment]
+    strip = str.strip
     for item in lines:
         if isinstance(item, Reject):
             yield item
             continue
         n, line = item
         cols = line.split("\t")
-        if len(cols) != len(header):
-            yield Reject(INFO.name, "unknown", rel(path, root),
-                         f"malformed row: expected {len(header)} tab-separated fields", line=n)
-            continue
-        row = dict(zip(header, cols, strict=True))
-        empty = [c for c in required if not row[c].strip()]
-        if empty:
-            yield Reject(INFO.name, "unknown", rel(path, root), f"empty field(s) {empty}", line=n)
-            continue
-        yield n, row
+        if len(cols) != width:
+            yield Reject(INFO.name, "unknown", src,
+                         f"malformed row: expected {width} tab-separated fields", line=n)
+        elif all(map(strip, fields(cols))):
+            yield n, cols
+        else:
+            empty = [c for c, i in required if not cols[i].strip()]
+            yield Reject(INFO.name, "unknown", src, f"empty field(s) {empty}", line=n)
 
 
 def asr_text(sentence: str, lang: str) -> str:
@@ -151,54 +160,62 @@ def _pair(tsv: Path, root: Path, sentences: dict[str, str], clips: dict[str, _Cl
         yield Reject(INFO.name, "unknown", rel(tsv, root), f"{why}; {rows} row(s) skipped "
                      f"(tokens exist for {', '.join(TOKENS)})")
         return
-    for item in _tsv(tsv, root, ("path", "translation", "split")):
+    columns, rows = _tsv(tsv, root, ("path", "translation", "split"))
+    ipath, itrans, isplit = columns["path"], columns["translation"], columns["split"]
+    lang, asr_args = TOKENS[src], (("lang", TOKENS[src]),)
+    s2tt_args = (("src_lang", TOKENS[src]), ("tgt_lang", TOKENS[tgt]))  # Label.make's order
+    src_rel, splits = rel(tsv, root), _SPLIT_NAMES
+    for item in rows:
         if isinstance(item, Reject):
             yield item
             continue
         n, row = item
-        split = _SPLIT_NAMES.get(row["split"].strip())
-        name = row["path"].strip()
-        reason = None
-        if split is None:
-            reason = f"unknown split {row['split']!r}; expected one of {', '.join(_SPLIT_NAMES)}"
-        elif name not in sentences:
-            reason = f"{name} is not in validated.tsv (CoVoST 2 needs Common Voice v4)"
-        elif name in clips and clips[name].split != split:
-            reason = f"{name} is in split {split} here but {clips[name].split} in another pair"
-        if reason:
-            yield Reject(INFO.name, split or "unknown", rel(tsv, root), reason, line=n)
+        split = splits.get(row[isplit].strip())
+        name = row[ipath].strip()
+        clip = clips.get(name)
+        if split is None or name not in sentences or (clip is not None and clip[0] != split):
+            if split is None:
+                reason = (f"unknown split {row[isplit]!r}; expected one of "
+                          f"{', '.join(_SPLIT_NAMES)}")
+            elif name not in sentences:
+                reason = f"{name} is not in validated.tsv (CoVoST 2 needs Common Voice v4)"
+            else:
+                reason = f"{name} is in split {split} here but {clip[0]} in another pair"  # type: ignore[index]
+            yield Reject(INFO.name, split or "unknown", src_rel, reason, line=n)
             continue
-        clip = clips.setdefault(name, _Clip(split, n, tsv, [
-            Label.make("asr", asr_text(sentences[name], TOKENS[src]), lang=TOKENS[src])]))
-        clip.labels.append(Label.make("s2tt", " ".join(row["translation"].split()),
-                                      src_lang=TOKENS[src], tgt_lang=TOKENS[tgt]))
+        if clip is None:
+            clip = clips[name] = (split, n, tsv, [
+                Label("asr", asr_text(sentences[name], lang), asr_args)])
+        clip[3].append(Label("s2tt", " ".join(row[itrans].split()), s2tt_args))
 
 
 def _language(folder: Path, root: Path) -> Iterator[Record | Reject]:
     sentences: dict[str, str] = {}
-    for item in _tsv(folder / "validated.tsv", root, ("path", "sentence")):
+    columns, rows = _tsv(folder / "validated.tsv", root, ("path", "sentence"))
+    ipath, isentence = columns["path"], columns["sentence"]
+    for item in rows:
         if isinstance(item, Reject):
             yield item
         else:
-            path = item[1]["path"].strip()
+            path = item[1][ipath].strip()
             sentences[path if path.endswith(".mp3") else f"{path}.mp3"] = " ".join(
-                item[1]["sentence"].split())
+                item[1][isentence].split())
     clips: dict[str, _Clip] = {}
     for tsv in sorted(folder.glob("covost_v2.*_*.tsv")):
         if _PAIR.match(tsv.name):
             yield from _pair(tsv, root, sentences, clips)
     audio, rejects = file_names(folder / "clips"), Rejects(INFO.name, root)
     mp3s, listings = Folder(folder / "clips", root), {}
-    for name, clip in clips.items():
+    for name, (split, line, tsv, labels) in clips.items():
         if name not in audio:
-            yield rejects.missing(clip.split, folder / "clips" / name, clip.tsv, clip.line)
+            yield rejects.missing(split, folder / "clips" / name, tsv, line)
             continue
-        lang = clip.labels[0].kwargs["lang"]
-        if clip.tsv not in listings:
-            listings[clip.tsv] = rel(clip.tsv, root)
-        yield Record(INFO.name, clip.split, source_key(stem(name)), mp3s.audio(name),
-                     mp3s.source(name), lang, tuple(clip.labels), listing=listings[clip.tsv],
-                     line=clip.line)
+        listing = listings.get(tsv)
+        if listing is None:
+            listing = listings[tsv] = rel(tsv, root)
+        yield Record(INFO.name, split, source_key(stem(name)), mp3s.audio(name),
+                     mp3s.source(name), labels[0].args[0][1], tuple(labels), listing=listing,
+                     line=line)
 
 
 def prepare(root: Path) -> Iterator[Record | Reject]:

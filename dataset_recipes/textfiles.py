@@ -100,14 +100,31 @@ def _text(path: Path, encoding: Encoding) -> Iterator[TextIO | None]:
         yield f
 
 
+def whole_text(path: Path, encoding: Encoding = UTF8) -> str | None:
+    """All of the file as text (BOM dropped) when it is valid in the primary encoding,
+    else ``None``: one read and one decode in C, no per-line I/O."""
+    data = path.read_bytes()
+    codec = codecs.lookup(encoding.primary).name
+    if codec == "utf-8" and data.startswith(_BOM):
+        data = data[len(_BOM):]
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError:
+        return None
+
+
 def decoded_lines(path: Path, encoding: Encoding = UTF8
                   ) -> Iterator[tuple[int, str, str | None]]:
     """``(line number, text with its line ending, why it is undecodable or None)``."""
-    with _text(path, encoding) as text:
-        if text is not None:
-            for n, line in enumerate(text, 1):
-                yield n, line, None
-            return
+    whole = whole_text(path, encoding)
+    if whole is not None:
+        lines = whole.split("\n")
+        last = lines.pop()
+        for n, line in enumerate(lines, 1):
+            yield n, line + "\n", None
+        if last:
+            yield len(lines) + 1, last, None
+        return
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
             if n == 1 and raw.startswith(_BOM):
@@ -121,6 +138,12 @@ def read_lines(path: Path, src: str, recipe: str, split: str, encoding: Encoding
     """``(line number, text without line ending)`` of each non-blank line of a plain list
     file, or a reject (``src``: the file's name in rejects) for a line that cannot be
     decoded."""
+    whole = whole_text(path, encoding)
+    if whole is not None:  # the common case: no per-line decoding, no reject possible
+        for n, text in enumerate(whole.split("\n"), 1):
+            if text.strip():
+                yield n, text.rstrip("\r")
+        return
     for n, text, bad in decoded_lines(path, encoding):
         if bad is not None:
             yield Reject(recipe, split, src, bad, line=n)

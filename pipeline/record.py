@@ -8,8 +8,9 @@ named here once (see ``FORMAT.md``).
 
 from __future__ import annotations
 
+import inspect
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 # The format's names (version, members, keys) are defined once, in pipeline.format.
@@ -19,6 +20,7 @@ __all__ = ["AUDIO_EXT", "FORMAT_VERSION", "KEY_RE", "META_EXT", "Label", "Record
            "SampleMeta", "Word", "sanitize_key"]
 
 _KEY_BAD = re.compile(r"[^A-Za-z0-9_\-]")
+_set = object.__setattr__
 
 
 def sanitize_key(raw: str) -> str:
@@ -47,10 +49,15 @@ class Label:
     target: str
     args: tuple[tuple[str, str], ...] = ()
 
+    def __init__(self, task: str, target: str, args: tuple[tuple[str, str], ...] = ()) -> None:
+        # What the frozen dataclass's __init__ does (one object.__setattr__ per field),
+        # in one step: recipes make a label per item, millions of them.
+        _set(self, "__dict__", {"task": task, "target": target, "args": args})
+
     @staticmethod
     def make(task: str, target: str, **args: str) -> Label:
         """Build a label with prompt arguments given as keywords."""
-        return Label(task=task, target=target, args=tuple(sorted(args.items())))
+        return Label(task, target, tuple(sorted(args.items())) if args else ())
 
     @property
     def kwargs(self) -> dict[str, str]:
@@ -83,6 +90,17 @@ class Record:
     listing: str | None = None
     line: int | None = None
 
+    def __init__(self, recipe: str, split: str, key: str, audio: str, source: str,
+                 language: str, labels: tuple[Label, ...], align: bool = False,
+                 meta: tuple[tuple[str, Any], ...] = (), listing: str | None = None,
+                 line: int | None = None) -> None:
+        # The frozen dataclass's __init__ in one step (see Label.__init__); the fields,
+        # their order and defaults are checked against the class's at import.
+        _set(self, "__dict__", {
+            "recipe": recipe, "split": split, "key": key, "audio": audio, "source": source,
+            "language": language, "labels": labels, "align": align, "meta": meta,
+            "listing": listing, "line": line})
+
     def to_json(self) -> dict[str, Any]:
         """JSON-safe dict (used to ship records to Ray workers)."""
         return asdict(self)
@@ -108,6 +126,19 @@ class Record:
             listing=d.get("listing"),
             line=d.get("line"),
         )
+
+
+def _check_init(cls: type) -> None:
+    """Fail at import if a hand-written ``__init__`` no longer matches the fields."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    want = [(f.name, f.default) for f in fields(cls)]
+    got = [(p.name, p.default if p.default is not p.empty else MISSING) for p in params]
+    if got != want:
+        raise TypeError(f"{cls.__name__}.__init__ takes {got}, but the fields are {want}")
+
+
+_check_init(Label)
+_check_init(Record)
 
 
 @dataclass(frozen=True)
