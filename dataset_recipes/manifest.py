@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from dataset_recipes.common import SAMPLES_DIR, FileIndex, RoleByName, source_key
-from dataset_recipes.textfiles import csv_records, decoded_lines
+from dataset_recipes.textfiles import csv_records, decoded_lines, whole_text
 from pipeline import tags
 from pipeline.errors import InputError
 from pipeline.recipe import CorpusInfo, Recipe, not_found
@@ -114,78 +114,119 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
             else:
                 yield n, {k: v for k, v in zip(header, fields, strict=True) if v != ""}
         return
-    for n, line, bad in decoded_lines(path):
+    whole = whole_text(path)
+    numbered = ((n, line, None) for n, line in enumerate(whole.split("\n"), 1)
+                ) if whole is not None else decoded_lines(path)
+    decode = json.JSONDecoder().decode  # json.loads without its per-call checks (BOM below)
+    for n, line, bad in numbered:
         if bad is not None:
             yield n, bad
             continue
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = decode(line) if line[:1] != "\ufeff" else json.loads(line)
         except json.JSONDecodeError as err:
             yield n, f"malformed JSON line: {err.msg}"
             continue
         yield n, row if isinstance(row, dict) else "JSON line is not an object"
 
 
-def _label(row: dict[str, Any]) -> Label | str:
-    """The row's label, or why it is unusable (checked as the build will check it)."""
-    missing = [c for c in REQUIRED if not str(row.get(c, "")).strip()]
-    text = " ".join(str(row.get("text", row.get("label", ""))).split())
-    if missing or not text:
+_SPEECH_TASKS = frozenset(("asr", "srwt", "s2tt"))
+
+
+def _label(row: dict[str, Any], prompts: set[tuple[str, tuple[str, ...]]]) -> Label | str:
+    """The row's label, or why it is unusable (checked as the build will check it).
+    ``prompts``: the (task, arguments) whose prompt was already built without error."""
+    get = row.get
+    task = get("task", "")
+    text = row["text"] if "text" in row else get("label", "")
+    if task.__class__ is not str:
+        task = str(task)
+    text = " ".join((text if text.__class__ is str else str(text)).split())
+    audio = get("audio", "")
+    if not task.strip() or not text or not (audio if audio.__class__ is str else str(audio)
+                                            ).strip():
+        missing = [c for c in REQUIRED if not str(row.get(c, "")).strip()]
         return f"missing field(s) {missing + ([] if text else ['text'])}"
-    task, lang = str(row["task"]), str(row.get("language") or "unknown")
-    values = {"lang": lang, "src_lang": str(row.get("src_lang") or lang),
-              "tgt_lang": str(row.get("tgt_lang", "")), "question": str(row.get("question", ""))}
-    args = {a: values[a] for a in _ARGS.get(task, ())}
-    if task in ("asr", "srwt", "s2tt") and lang == "unknown":
+    lang = get("language") or "unknown"
+    if lang.__class__ is not str:
+        lang = str(lang)
+    if task == "asr" or task == "srwt":
+        args: tuple[tuple[str, str], ...] = (("lang", lang),)
+    elif task in _ARGS:
+        values = {"lang": lang, "src_lang": str(get("src_lang") or lang),
+                  "tgt_lang": str(get("tgt_lang", "")), "question": str(get("question", ""))}
+        args = tuple((a, values[a]) for a in _ARGS[task])
+    else:
+        args = ()
+    if lang == "unknown" and task in _SPEECH_TASKS:
         return f"task {task} needs the spoken 'language'"
     if task == "asr":  # the ASR prompt's <|wo_itn|> asks for spoken form
         text = tags.spoken_form(text, lang)
         if not text:
             return "asr text has no words once punctuation is removed"
-    try:
-        tags.make_entry(task, text, **args)
-        if task == "srwt":
+    # tags.make_entry's checks: an empty target, tokens (none without '<' or the pad's
+    # '['), then the prompt (the same for the same task and arguments)
+    if "<" in text or "[" in text or not text.strip() or (task, args) not in prompts:
+        try:
+            tags.make_entry(task, text, **dict(args))
+        except tags.TagError as err:
+            return str(err)
+        prompts.add((task, args))
+    if task == "srwt":
+        try:
             tags.parse_srwt(text)
-    except tags.TagError as err:
-        return str(err)
-    return Label.make(task, text, **args)
+        except tags.TagError as err:
+            return str(err)
+    return Label(task, text, tuple(sorted(args)))
 
 
 def prepare(root: Path) -> Iterator[Record | Reject]:
     """One record per (split, audio) of the manifest ``root``; bad rows are rejects."""
     base, name, files = str(root.parent), root.name, FileIndex()
-    samples: dict[tuple[str, str], dict[str, Any]] = {}
+    prompts: set[tuple[str, tuple[str, ...]]] = set()
+    #: (split, audio) -> [key, language, line, path, labels]
+    samples: dict[tuple[str, str], list[Any]] = {}
+    normpath, splitext, sep = os.path.normpath, os.path.splitext, os.sep
+    prefix = base if not base or base.endswith(sep) else base + sep  # os.path.join's
     for line, row in _rows(root):
         if isinstance(row, str):
             yield Reject(INFO.name, "unknown", name, row, line=line)
             continue
-        split, label = str(row.get("split") or "train"), _label(row)
+        split, label = str(row.get("split") or "train"), _label(row, prompts)
         if isinstance(label, str):
             yield Reject(INFO.name, split, name, label, line=line)
             continue
-        audio = os.path.normpath(str(row["audio"]))
-        path = audio if os.path.isabs(audio) else os.path.join(base, audio)
-        if not files.exists(path):
-            yield Reject(INFO.name, split, audio, f"listed in {name} line {line} but "
-                         "the audio file is missing", line=line)
-            continue
+        audio = row["audio"]
+        if audio.__class__ is not str:
+            audio = str(audio)
+        if (not audio or audio[0] == "." or audio[-1] == sep or sep + "." in audio
+                or sep + sep in audio or os.altsep):  # else normpath would leave it as is
+            audio = normpath(audio)
+        sample = samples.get((split, audio))
+        if sample is None:
+            path = audio if audio.startswith(sep) else prefix + audio  # os.path.join's
+            if not files.exists(path):
+                yield Reject(INFO.name, split, audio, f"listed in {name} line {line} but "
+                             "the audio file is missing", line=line)
+                continue
         lang = str(row.get("language") or "unknown")
-        key = source_key(str(row["key"])) if row.get("key") else source_key(
-            audio, readable=os.path.splitext(audio)[0])
-        sample = samples.setdefault((split, audio), {"key": key, "lang": lang, "line": line,
-                                                     "path": path, "labels": []})
-        if sample["lang"] != lang:
+        if sample is None or row.get("key"):  # (a given key is checked on every row)
+            key = source_key(str(row["key"])) if row.get("key") else source_key(
+                audio, readable=splitext(audio)[0])
+        if sample is None:
+            sample = samples[(split, audio)] = [key, lang, line, path, []]
+        if sample[1] != lang:
             yield Reject(INFO.name, split, name, f"language {lang!r} differs from "
-                         f"{sample['lang']!r} of an earlier row on {audio}", line=line)
+                         f"{sample[1]!r} of an earlier row on {audio}", line=line)
             continue
-        sample["labels"].append(label)
-    for (split, audio), s in samples.items():
-        tasks_of = {lb.task for lb in s["labels"]}
-        yield Record(INFO.name, split, s["key"], s["path"], audio, s["lang"],
-                     tuple(s["labels"]), align="asr" in tasks_of and "srwt" not in tasks_of,
-                     listing=name, line=s["line"])
+        sample[4].append(label)
+    for (split, audio), (key, lang, line, path, labels) in samples.items():
+        tasks_of = {lb.task for lb in labels}
+        yield Record(INFO.name, split, key, path, audio, lang, tuple(labels),
+                     align="asr" in tasks_of and "srwt" not in tasks_of, listing=name,
+                     line=line)
 
 
 def make_sample(target: Path) -> Path:
