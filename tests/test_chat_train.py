@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import json
 import os
 import subprocess
 import sys
@@ -106,6 +107,15 @@ def test_tiny_model_loss_falls_on_a_chat_run(tmp_path: Path) -> None:
     first, last = sum(train[s] for s in range(3)) / 3, sum(train[s] for s in range(9, 12)) / 3
     assert last < first - 0.3  # falls, beyond step-to-step noise
     assert len(val) == 2 and val[1] < val[0]
+    # trainer/evaluate.py decodes the chat prompts: each validation conversation once
+    from trainer.evaluate import evaluate
+
+    scores = evaluate(tmp_path / "run", role="valid", max_new_tokens=6, device="cpu")
+    assert sum(s["n"] for s in scores.values()) == 6 and set(scores) <= {"asr", "aac", "srwt"}
+    assert all(set(s) == {"n", "exact", "wer"} for s in scores.values())
+    rows = [json.loads(x) for x in (tmp_path / "run" / "predictions_valid.jsonl").open()]
+    assert len({r["key"] for r in rows}) == 6
+    assert all("<|im_end|>" not in r["prediction"] and r["reference"] for r in rows)
 
 
 @pytest.mark.slow

@@ -11,7 +11,9 @@ with the key/value cache.  Under ``torchrun --nproc-per-node N`` each rank decod
 of the batches and rank 0 gathers them (same predictions, in the same order, as one
 process); give the run as ``--run-dir`` there (torchrun takes ``--run`` for its own).
 Writes ``eval_<role>.md`` (per-task table), ``eval_<role>.json`` and
-``predictions_<role>.jsonl`` in the run directory (rank 0).
+``predictions_<role>.jsonl`` in the run directory (rank 0).  A chat-stage run
+(``+experiment=chat``) decodes the last answer of each conversation after
+``<|im_start|>assistant\n`` up to ``<|im_end|>``, scored by exact match and WER.
 """
 
 from __future__ import annotations
@@ -40,9 +42,11 @@ from trainer.tokenizer import QwenAudioTokenizer
 
 @torch.no_grad()
 def generate(
-    net: QwenAudioModel, tok: QwenAudioTokenizer, batch: dict, max_new_tokens: int
+    net: QwenAudioModel, tok: QwenAudioTokenizer, batch: dict, max_new_tokens: int,
+    stop_id: int | None = None,
 ) -> list[str]:
-    """Greedy continuations of a left-padded prompt-only batch, up to ``<|endoftext|>``.
+    """Greedy continuations of a left-padded prompt-only batch, up to ``<|endoftext|>``
+    (or ``stop_id``: ``<|im_end|>`` for chat prompts).
 
     Batched, with the key/value cache; the batch's tensors move to the model's device.
     """
@@ -52,12 +56,13 @@ def generate(
     out = net.lm.generate(
         inputs_embeds=embeds, attention_mask=batch["attention_mask"].to(device),
         do_sample=False, num_beams=1, max_new_tokens=max_new_tokens, use_cache=True,
-        eos_token_id=tok.eot_id, pad_token_id=tok.eot_id,
+        eos_token_id=tok.eot_id if stop_id is None else stop_id, pad_token_id=tok.eot_id,
     )
+    stop = tok.eot_id if stop_id is None else stop_id
     texts = []
     for row in out.tolist():
-        if tok.eot_id in row:
-            row = row[: row.index(tok.eot_id)]
+        if stop in row:
+            row = row[: row.index(stop)]
         texts.append(tok.decode(row))
     return texts
 
@@ -109,8 +114,10 @@ def evaluate(
     mine = []  # (global batch index, row, task, entry) of this rank's real rows
     loader = data.eval_loader(role, prompt_only=True, rank=rank, world=world,
                               per_rank=data.eval_batch_size)
+    chat = hasattr(data, "templates")  # a chat-stage run: prompts end in "assistant\n"
+    stop = data.tokenizer.token_to_id("<|im_end|>") if chat else None
     for i, batch in enumerate(loader):
-        preds = generate(net, data.tokenizer, batch, max_new_tokens)
+        preds = generate(net, data.tokenizer, batch, max_new_tokens, stop)
         for j, pred in enumerate(preds):
             if batch["weight"][j] > 0:
                 mine.append((rank + i * world, j, TASK_NAMES[int(batch["task_ids"][j])],
@@ -123,7 +130,10 @@ def evaluate(
     rows: dict[str, list[dict[str, str]]] = defaultdict(list)
     for _, _, task, row in sorted((r for part in everyone for r in part), key=lambda r: r[:2]):
         rows[task].append(row)
-    scores = {task: {"n": len(r), **score_task(task, r)} for task, r in sorted(rows.items())}
+    if chat:
+        from trainer.chat_data import score_chat
+    scores = {task: {"n": len(r), **(score_chat(r) if chat else score_task(task, r))}
+              for task, r in sorted(rows.items())}
     if rank == 0:
         _write(run, role, scores, rows)
     return scores
