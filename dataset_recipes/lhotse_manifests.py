@@ -35,6 +35,7 @@ from the name: ``dev``/``val`` -> valid, ``test``/``eval`` -> test, anything els
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections import defaultdict
@@ -113,6 +114,12 @@ def language_code(lang: str | None) -> str | None:
     return code if code in tags.LANGUAGES else None
 
 
+@functools.lru_cache(maxsize=256)
+def _language_code(lang: str | None) -> str | None:
+    """:func:`language_code`, once per distinct language field."""
+    return language_code(lang)
+
+
 def _audio_path(rec: Any, base: str, files: FileIndex) -> tuple[str] | str:
     """``(the recording's file,)`` (a relative source is looked up in ``base``, the
     manifest's folder, then in the working directory), or why it cannot be used."""
@@ -122,11 +129,26 @@ def _audio_path(rec: Any, base: str, files: FileIndex) -> tuple[str] | str:
     if rec.transforms:
         return f"recording {rec.id} has transforms (e.g. speed perturbation): not supported"
     path = rec.sources[0].source
-    for cand in ((path,) if os.path.isabs(path) else (
-            os.path.join(base, path), os.path.join(os.getcwd(), path))):
+    # a relative path: the working directory is asked only when the manifest's folder
+    # lacks the file
+    for cand in (path,) if os.path.isabs(path) else _relative(path, base):
         if files.exists(cand):
-            return (os.path.normpath(cand),)
+            return (_normpath(cand),)
     return f"audio file {path} of recording {rec.id} is missing"
+
+
+def _relative(path: str, base: str) -> Iterator[str]:
+    yield os.path.join(base, path)
+    yield os.path.join(os.getcwd(), path)
+
+
+def _normpath(path: str) -> str:
+    """``os.path.normpath``, skipped for a path it would leave as it is."""
+    sep = os.sep
+    if (not path or path[-1] == sep or sep + "." in path or sep + sep in path
+            or path[0] == "." or os.altsep):
+        return os.path.normpath(path)
+    return path
 
 
 def _srwt(sup: Any, duration: float, lang: str) -> str | None:
@@ -155,7 +177,7 @@ def _record(sup: Any, rec: Any, split: str, where: tuple[str, str, str], line: i
                      "supported: cut first with CutSet.from_manifests(...)"
                      ".trim_to_supervisions().save_audios(DIR) and export new manifests")
         return
-    lang = language_code(sup.language)
+    lang = _language_code(sup.language)
     text = tags.spoken_form(sup.text or "", lang or "")  # the <|wo_itn|> style
     audio = _audio_path(rec, base, files)
     if lang is None:
@@ -166,15 +188,15 @@ def _record(sup: Any, rec: Any, split: str, where: tuple[str, str, str], line: i
     elif isinstance(audio, str):
         yield reject(audio)
     else:
-        labels = [Label.make("asr", text, lang=lang)]
+        labels = [Label("asr", text, (("lang", lang),))]  # Label.make's args
         try:
             srwt = _srwt(sup, rec.duration, lang)
         except tags.TagError as err:
             srwt = None
             yield reject(f"word alignment unusable for SRWT: {err}", task="srwt")
         if srwt:
-            labels.append(Label.make("srwt", srwt, lang=lang))
-        has_words = bool((sup.alignment or {}).get("word"))
+            labels.append(Label("srwt", srwt, (("lang", lang),)))
+        has_words = bool(sup.alignment) and bool(sup.alignment.get("word"))
         yield Record(INFO.name, split, source_key(sup.id), audio[0],
                      rel_str(audio[0], root), lang, tuple(labels), align=not has_words,
                      listing=src, line=line)
