@@ -137,27 +137,35 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
     if text.lstrip()[:1] not in ("{", ""):
         raise InputError(f"{path}: expected a JSON object keyed by note_str; is this NSynth's "
                          "examples.json?")
+    # Nothing is yielded before the whole file has parsed (a syntax error anywhere rejects
+    # the split), so each entry is checked as it is parsed and only its target (or why it
+    # has none) is kept: the entries' dicts, most of the memory, are dropped at once.
+    checked: list[tuple[int, str, str, bool]] = []  # (line, key, target or reason, is target)
+    add = checked.append
     try:
-        entries = list(json_members(text))
+        for line, key, entry, start, end in json_members(text):
+            try:
+                add((line, key, _check(key, entry, text[start:end] if dirty else None), True))
+            except ValueError as err:
+                add((line, key, str(err), False))
     except json.JSONDecodeError as err:
         yield Reject(INFO.name, split, src, f"malformed JSON ({err.msg}, column {err.colno}); "
                      "no note of this split can be read: re-extract the archive", line=err.lineno)
         return
+    del text
     audio, rejects, listed = file_names(audio_dir), Rejects(INFO.name, root), set()
     folder = Folder(audio_dir, root)
-    for line, key, entry, start, end in entries:
+    for line, key, label, ok in checked:
         name = f"{key}.wav"
         listed.add(name)
-        try:
-            label = _check(key, entry, text[start:end] if dirty else None)
-        except ValueError as err:
-            yield Reject(INFO.name, split, src, f"{key}: {err}", line=line)
+        if not ok:
+            yield Reject(INFO.name, split, src, f"{key}: {label}", line=line)
             continue
         if name not in audio:
             yield rejects.missing(split, audio_dir / name, path, line)
             continue
         yield Record(INFO.name, split, source_key(key), folder.audio(name), folder.source(name),
-                     "unknown", (Label.make("mna", label),), listing=src, line=line)
+                     "unknown", (Label("mna", label),), listing=src, line=line)
     yield from rejects.unlisted(split, (audio_dir / n for n in sorted(audio) if
                                         n.endswith(".wav")), listed,
                                 "audio file has no entry in examples.json")

@@ -33,6 +33,8 @@ _BOM = b"\xef\xbb\xbf"
 _WS = re.compile(r"[ \t\n\r]*")
 _ESCAPED = re.compile(r"[\udc80-\udcff]+")
 #: A member's key and colon: a JSON string (no control characters) then ':'.
+#: What may follow a member's value: blanks, then ',' (and blanks) or '}'.
+_AFTER_MEMBER = re.compile(r"[ \t\n\r]*([,}])[ \t\n\r]*")
 _MEMBER = re.compile(r'"((?:[^"\\\x00-\x1f]|\\.)*)"[ \t\n\r]*:[ \t\n\r]*')
 
 
@@ -271,14 +273,6 @@ class _Lines:
         return self.line
 
 
-def _value(scan: Any, text: str, pos: int) -> tuple[Any, int]:
-    """The JSON value at ``pos`` and where it ends (json's own C scanner and errors)."""
-    try:
-        return scan(text, pos)
-    except StopIteration as err:
-        raise json.JSONDecodeError("Expecting value", text, err.value) from None
-
-
 def json_members(text: str, pos: int = 0) -> Iterator[tuple[int, str, Any, int, int]]:
     """``(line, key, value, start, end)`` of each member of the JSON object at ``pos``
     (whitespace skipped), in file order and in one pass; duplicate keys are all given.
@@ -291,8 +285,9 @@ def json_members(text: str, pos: int = 0) -> Iterator[tuple[int, str, Any, int, 
     pos = _skip(text, pos + 1)
     if text[pos:pos + 1] == "}":
         return
+    member, after_value = _MEMBER.match, _AFTER_MEMBER.match
     while True:
-        m = _MEMBER.match(text, pos)  # '"key" :' in one step; anything else: json's error
+        m = member(text, pos)  # '"key" :' in one step; anything else: json's error
         if m is None:
             _expect(text, pos, '"', "property name enclosed in double quotes")
             _, after = decoder.raw_decode(text, pos)
@@ -301,8 +296,17 @@ def json_members(text: str, pos: int = 0) -> Iterator[tuple[int, str, Any, int, 
         start, key = pos, m.group(1)
         if "\\" in key:
             key = json.loads(f'"{key}"')
-        value, pos = _value(scan, text, m.end())
+        try:
+            value, pos = scan(text, m.end())
+        except StopIteration as err:
+            raise json.JSONDecodeError("Expecting value", text, err.value) from None
         yield lines.at(start), key, value, start, pos
+        m = after_value(text, pos)  # ',' and the blanks around it, or '}', in one step
+        if m is not None:
+            if m.group(1) == "}":
+                return
+            pos = m.end()
+            continue
         pos = _skip(text, pos)
         if _expect(text, pos, ",}", "',' delimiter") == "}":
             return
