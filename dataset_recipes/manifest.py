@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from dataset_recipes.common import SAMPLES_DIR, FileIndex, RoleByName, source_key
-from dataset_recipes.textfiles import csv_records, decoded_lines, whole_text
+from dataset_recipes.textfiles import csv_records, decoded_lines, text_lines
 from pipeline import tags
 from pipeline.errors import InputError
 from pipeline.recipe import CorpusInfo, Recipe, not_found
@@ -114,9 +114,9 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
             else:
                 yield n, {k: v for k, v in zip(header, fields, strict=True) if v != ""}
         return
-    whole = whole_text(path)
-    numbered = ((n, line, None) for n, line in enumerate(whole.split("\n"), 1)
-                ) if whole is not None else decoded_lines(path)
+    lines = text_lines(path)
+    numbered = ((n, line, None) for n, line in lines) if lines is not None else (
+        decoded_lines(path))
     decode = json.JSONDecoder().decode  # json.loads without its per-call checks (BOM below)
     for n, line, bad in numbered:
         if bad is not None:

@@ -30,11 +30,13 @@ from pipeline.errors import InputError
 from pipeline.record import Reject
 
 _BOM = b"\xef\xbb\xbf"
+#: Characters decoded at a time by :func:`text_lines`.
+_CHUNK = 1 << 22
 _WS = re.compile(r"[ \t\n\r]*")
 _ESCAPED = re.compile(r"[\udc80-\udcff]+")
-#: A member's key and colon: a JSON string (no control characters) then ':'.
 #: What may follow a member's value: blanks, then ',' (and blanks) or '}'.
 _AFTER_MEMBER = re.compile(r"[ \t\n\r]*([,}])[ \t\n\r]*")
+#: A member's key and colon: a JSON string (no control characters) then ':'.
 _MEMBER = re.compile(r'"((?:[^"\\\x00-\x1f]|\\.)*)"[ \t\n\r]*:[ \t\n\r]*')
 
 
@@ -102,31 +104,36 @@ def _text(path: Path, encoding: Encoding) -> Iterator[TextIO | None]:
         yield f
 
 
-def whole_text(path: Path, encoding: Encoding = UTF8) -> str | None:
-    """All of the file as text (BOM dropped) when it is valid in the primary encoding,
-    else ``None``: one read and one decode in C, no per-line I/O."""
-    data = path.read_bytes()
-    codec = codecs.lookup(encoding.primary).name
-    if codec == "utf-8" and data.startswith(_BOM):
-        data = data[len(_BOM):]
-    try:
-        return data.decode(codec)
-    except UnicodeDecodeError:
+def text_lines(path: Path, encoding: Encoding = UTF8) -> Iterator[tuple[int, str]] | None:
+    """``(line number, text without its \\n)`` of every line (blank ones too) when all of
+    the file is valid in the primary encoding (the common case: decoded in C, a few MiB at
+    a time, no per-line decoding), else ``None``: the caller decodes line by line."""
+    if not _decodes(path, encoding.primary):
         return None
+    return _chunked_lines(path, encoding)
+
+
+def _chunked_lines(path: Path, encoding: Encoding) -> Iterator[tuple[int, str]]:
+    name = "utf-8-sig" if codecs.lookup(encoding.primary).name == "utf-8" else encoding.primary
+    with open(path, encoding=name, newline="\n") as f:
+        n, tail = 0, ""
+        while chunk := f.read(_CHUNK):
+            lines = (tail + chunk).split("\n")
+            tail = lines.pop()
+            yield from enumerate(lines, n + 1)
+            n += len(lines)
+        if tail:
+            yield n + 1, tail
 
 
 def decoded_lines(path: Path, encoding: Encoding = UTF8
                   ) -> Iterator[tuple[int, str, str | None]]:
     """``(line number, text with its line ending, why it is undecodable or None)``."""
-    whole = whole_text(path, encoding)
-    if whole is not None:
-        lines = whole.split("\n")
-        last = lines.pop()
-        for n, line in enumerate(lines, 1):
-            yield n, line + "\n", None
-        if last:
-            yield len(lines) + 1, last, None
-        return
+    with _text(path, encoding) as text:
+        if text is not None:
+            for n, line in enumerate(text, 1):
+                yield n, line, None
+            return
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
             if n == 1 and raw.startswith(_BOM):
@@ -140,9 +147,9 @@ def read_lines(path: Path, src: str, recipe: str, split: str, encoding: Encoding
     """``(line number, text without line ending)`` of each non-blank line of a plain list
     file, or a reject (``src``: the file's name in rejects) for a line that cannot be
     decoded."""
-    whole = whole_text(path, encoding)
-    if whole is not None:  # the common case: no per-line decoding, no reject possible
-        for n, text in enumerate(whole.split("\n"), 1):
+    lines = text_lines(path, encoding)
+    if lines is not None:  # the common case: no per-line decoding, no reject possible
+        for n, text in lines:
             if text.strip():
                 yield n, text.rstrip("\r")
         return
