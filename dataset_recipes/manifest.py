@@ -182,13 +182,21 @@ def _label(row: dict[str, Any], prompts: set[tuple[str, tuple[str, ...]]]) -> La
     return Label(task, text, tuple(sorted(args)))
 
 
+def _without_ext(path: str) -> str:
+    """``os.path.splitext(path)[0]``, its common case without its generic code."""
+    dot, slash = path.rfind("."), path.rfind(os.sep)
+    if dot > slash + 1 and path[slash + 1:dot].strip(".") and not os.altsep:
+        return path[:dot]
+    return os.path.splitext(path)[0]
+
+
 def prepare(root: Path) -> Iterator[Record | Reject]:
     """One record per (split, audio) of the manifest ``root``; bad rows are rejects."""
     base, name, files = str(root.parent), root.name, FileIndex()
     prompts: set[tuple[str, tuple[str, ...]]] = set()
     #: (split, audio) -> [key, language, line, path, labels]
     samples: dict[tuple[str, str], list[Any]] = {}
-    normpath, splitext, sep = os.path.normpath, os.path.splitext, os.sep
+    normpath, sep = os.path.normpath, os.sep
     prefix = base if not base or base.endswith(sep) else base + sep  # os.path.join's
     for line, row in _rows(root):
         if isinstance(row, str):
@@ -214,7 +222,7 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
         lang = str(row.get("language") or "unknown")
         if sample is None or row.get("key"):  # (a given key is checked on every row)
             key = source_key(str(row["key"])) if row.get("key") else source_key(
-                audio, readable=splitext(audio)[0])
+                audio, readable=_without_ext(audio))
         if sample is None:
             sample = samples[(split, audio)] = [key, lang, line, path, []]
         if sample[1] != lang:
