@@ -1,0 +1,83 @@
+"""The parse fast paths of issue 11 give exactly what the generic code gives."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+
+import pytest
+
+from dataset_recipes import textfiles
+from dataset_recipes.common import FileIndex, stem
+from dataset_recipes.manifest import _without_ext
+from pipeline.record import Label, Record
+
+_TEXT = "\ufeffab\r\n\n  \ncaf\u00e9\t\u4e2d\r\r\nlast"
+
+
+def _reference(path: Path) -> list[tuple[int, str]]:
+    with open(path, encoding="utf-8-sig", newline="\n") as f:
+        return [(n, line.removesuffix("\n")) for n, line in enumerate(f, 1)]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 1 << 22])
+def test_text_lines_any_chunk_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   chunk: int) -> None:
+    path = tmp_path / "f.tsv"
+    path.write_text(_TEXT, encoding="utf-8")
+    monkeypatch.setattr(textfiles, "_CHUNK", chunk)
+    lines = textfiles.text_lines(path)
+    assert lines is not None
+    assert list(lines) == _reference(path) == [
+        (1, "ab\r"), (2, ""), (3, "  "), (4, "caf\u00e9\t\u4e2d\r\r"), (5, "last")]
+    assert list(textfiles.read_lines(path, "f.tsv", "r", "train")) == [
+        (1, "ab"), (4, "caf\u00e9\t\u4e2d"), (5, "last")]
+
+
+def test_text_lines_none_when_not_decodable(tmp_path: Path) -> None:
+    path = tmp_path / "f.tsv"
+    path.write_bytes(b"ok\ncaf\xe9\n")
+    assert textfiles.text_lines(path) is None
+    items = list(textfiles.read_lines(path, "f.tsv", "r", "train"))
+    assert items[0] == (1, "ok")
+    assert items[1].line == 2 and "b'\\xe9'" in items[1].reason
+
+
+_NAMES = ["a.mp3", ".mp3", "..mp3", "a", "a.b.c", ".a.b", "...", "a.", ".", "", "x/y.z",
+          "x/.z", "x.y/z", "/a/b.wav", "a//b.wav", "./a.wav", "a/..", " .mp3"]
+
+
+@pytest.mark.parametrize("name", _NAMES)
+def test_path_helpers_match_os_path(name: str, tmp_path: Path) -> None:
+    assert stem(name) == os.path.splitext(os.path.basename(name))[0]
+    assert _without_ext(name) == os.path.splitext(name)[0]
+
+
+def test_file_index_folders_as_os_path_split(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.wav").write_bytes(b"")
+    index = FileIndex()
+    assert index.exists(f"{tmp_path}/a/x.wav") and index.exists(f"{tmp_path}/a//x.wav")
+    assert not index.exists(f"{tmp_path}/a/y.wav") and not index.exists(f"{tmp_path}/a/")
+    assert set(index._folders) == {f"{tmp_path}/a"}
+
+
+def test_record_and_label_init_as_the_dataclass() -> None:
+    label = Label("s2tt", "hallo", (("src_lang", "en"), ("tgt_lang", "de")))
+    assert label == Label.make("s2tt", "hallo", tgt_lang="de", src_lang="en")
+    assert Label.make("aac", "x").args == ()
+    record = Record("r", "train", "k", "/a.wav", "a.wav", "en", (label,), listing="l.tsv",
+                    line=3)
+    assert asdict(record) == {
+        "recipe": "r", "split": "train", "key": "k", "audio": "/a.wav", "source": "a.wav",
+        "language": "en", "labels": ({"task": "s2tt", "target": "hallo", "args": (
+            ("src_lang", "en"), ("tgt_lang", "de"))},), "align": False, "meta": (),
+        "listing": "l.tsv", "line": 3}
+    assert [f.name for f in fields(Record)] == list(vars(record))
+    assert pickle.loads(pickle.dumps(record)) == record
+    assert hash(Record.from_json(record.to_json())) == hash(record)
+    assert replace(record, key="z").key == "z"
+    with pytest.raises(AttributeError):
+        record.key = "q"  # type: ignore[misc]
