@@ -26,7 +26,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
 import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset
@@ -50,7 +49,14 @@ from trainer.data import (
     resampled_shards,
 )
 from trainer.datamodule import ShardDataModule
-from trainer.features import HOP, IGNORE, TASK_NAMES, Collator, audio_token_count
+from trainer.features import (
+    HOP,
+    TASK_NAMES,
+    Collator,
+    audio_token_count,
+    pad_mels,
+    pad_tokens,
+)
 from trainer.reader import AudioRef, Shard, load_audio, read_metadata, read_shard
 from trainer.scoring import accuracy_normalized, wer
 from trainer.tokenizer import QwenAudioTokenizer
@@ -144,24 +150,12 @@ class ChatCollator:
         """Batch of ``examples``; ``weight=0`` marks a padding batch that must not count."""
         mels = [self.features.mel(ref.read()) for ex in examples for ref in ex.audio]
         lens = [m.shape[1] for m in mels]
-        feats = np.zeros((len(mels), mels[0].shape[0], max(lens)), dtype=np.float32)
-        for i, m in enumerate(mels):
-            feats[i, :, : m.shape[1]] = m
         pads = iter([audio_token_count(n * HOP) for n in lens])
         seqs = [encode(ex.conv, self.tokenizer, [next(pads) for _ in ex.audio], prompt_only)
                 for ex in examples]
-        width = max(len(ids) for ids, _ in seqs)
-        ids = torch.full((len(seqs), width), self.tokenizer.eot_id, dtype=torch.long)
-        labels = torch.full((len(seqs), width), IGNORE, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, (s, lab) in enumerate(seqs):
-            if prompt_only:  # left padding, so that generation continues every row
-                ids[i, width - len(s):], mask[i, width - len(s):] = torch.tensor(s), 1
-            else:
-                ids[i, : len(s)], labels[i, : len(s)] = torch.tensor(s), torch.tensor(lab)
-                mask[i, : len(s)] = 1
+        ids, mask, labels = pad_tokens(seqs, self.tokenizer.eot_id, prompt_only)
         return {
-            "input_features": torch.from_numpy(feats),
+            "input_features": pad_mels(mels),
             "feature_lens": torch.tensor(lens),
             "input_ids": ids,
             "attention_mask": mask,

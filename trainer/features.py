@@ -56,6 +56,38 @@ def encode_pair(
     return head + tail, [IGNORE] * len(head) + tail
 
 
+def pad_mels(mels: Sequence[np.ndarray]) -> torch.Tensor:
+    """``(clips, bins, longest)`` features, each clip zero-padded at its end."""
+    feats = np.zeros((len(mels), mels[0].shape[0], max(m.shape[1] for m in mels)),
+                     dtype=np.float32)
+    for i, m in enumerate(mels):
+        feats[i, :, : m.shape[1]] = m
+    return torch.from_numpy(feats)
+
+
+def pad_tokens(
+    seqs: Sequence[tuple[list[int], list[int]]], pad_id: int, prompt_only: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``input_ids``, ``attention_mask`` and ``labels`` of ``(ids, labels)`` rows.
+
+    Training rows are right-padded (the model relies on it: no real token sees a pad under
+    causal attention); prompt-only rows are left-padded, so that generation continues every
+    row, and carry no labels.
+    """
+    width = max(len(ids) for ids, _ in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(seqs), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, (s, lab) in enumerate(seqs):
+        if prompt_only:
+            ids[i, width - len(s) :], mask[i, width - len(s) :] = torch.tensor(s), 1
+        else:
+            ids[i, : len(s)], labels[i, : len(s)], mask[i, : len(s)] = (
+                torch.tensor(s), torch.tensor(lab), 1,
+            )
+    return ids, mask, labels
+
+
 class Collator:
     """Decode the audio of a list of pairs and build one padded batch (a dict of tensors)."""
 
@@ -87,28 +119,14 @@ class Collator:
         if self.pad_to_30s:  # the features are 3000 frames; the clip is what it is
             lens = [min(max(len(a), MIN_SAMPLES) // HOP, n) for a, n in zip(audios, lens,
                                                                               strict=True)]
-        frames = max(m.shape[1] for m in mels)
-        feats = np.zeros((len(pairs), mels[0].shape[0], frames), dtype=np.float32)
-        for i, m in enumerate(mels):
-            feats[i, :, : m.shape[1]] = m
         n_audio = [audio_token_count(n * HOP) for n in lens]
         seqs = [
             encode_pair(self.tokenizer, p.prompt, None if prompt_only else p.target, n)
             for p, n in zip(pairs, n_audio, strict=True)
         ]
-        width = max(len(ids) for ids, _ in seqs)
-        ids = torch.full((len(pairs), width), self.tokenizer.eot_id, dtype=torch.long)
-        labels = torch.full((len(pairs), width), IGNORE, dtype=torch.long)
-        mask = torch.zeros((len(pairs), width), dtype=torch.long)
-        for i, (s, lab) in enumerate(seqs):
-            if prompt_only:  # left padding, so that generation continues every row
-                ids[i, width - len(s) :], mask[i, width - len(s) :] = torch.tensor(s), 1
-            else:
-                ids[i, : len(s)], labels[i, : len(s)], mask[i, : len(s)] = (
-                    torch.tensor(s), torch.tensor(lab), 1,
-                )
+        ids, mask, labels = pad_tokens(seqs, self.tokenizer.eot_id, prompt_only)
         return {
-            "input_features": torch.from_numpy(feats),
+            "input_features": pad_mels(mels),
             "feature_lens": torch.tensor(lens),
             "input_ids": ids,
             "attention_mask": mask,
