@@ -22,13 +22,13 @@ from __future__ import annotations
 import collections
 import itertools
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 import webdataset as wds
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader
 
 from pipeline.chat import (
     ChatSample,
@@ -42,6 +42,7 @@ from pipeline.chat import (
 )
 from trainer.data import (
     EVAL_POOL_BATCHES,
+    PlannedEvalSet,
     PositionedLoader,
     TrainStream,
     _worker,
@@ -57,7 +58,7 @@ from trainer.features import (
     pad_mels,
     pad_tokens,
 )
-from trainer.reader import AudioRef, Shard, load_audio, read_metadata, read_shard
+from trainer.reader import AudioRef, Shard, read_metadata, read_shard
 from trainer.scoring import accuracy_normalized, wer
 from trainer.tokenizer import QwenAudioTokenizer
 
@@ -224,29 +225,16 @@ def chat_eval_plan(
     return batches
 
 
-class ChatEvalSet(IterableDataset):
+class ChatEvalSet(PlannedEvalSet):
     """Decoded once-through chat batches of one rank, read one plan group at a time."""
 
-    def __init__(self, plan: list[tuple[list[ChatExample], float, int]], collate: ChatCollator,
-                 rank: int, world_size: int, prompt_only: bool = False) -> None:
-        self.batches = plan[rank::world_size]
-        self.collate, self.prompt_only = collate, prompt_only
+    @staticmethod
+    def clips(item: ChatExample) -> Iterable[tuple[str, str]]:
+        return ((r.path, r.key) for r in item.audio)
 
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __iter__(self) -> Iterator[dict]:
-        worker, workers = _worker()
-        mine = self.batches[worker::workers]
-        for _, batches in itertools.groupby(mine, key=lambda b: b[2]):
-            group = list(batches)
-            audio = load_audio({(r.path, r.key) for exs, _, _ in group for e in exs
-                                for r in e.audio})
-            for examples, weight, _ in group:
-                loaded = [replace(e, audio=tuple(audio[r.path, r.key] for r in e.audio))
-                          for e in examples]
-                yield self.collate(loaded, weight, prompt_only=self.prompt_only)
-            del audio, group
+    @staticmethod
+    def with_audio(item: ChatExample, audio: dict[tuple[str, str], AudioRef]) -> ChatExample:
+        return replace(item, audio=tuple(audio[r.path, r.key] for r in item.audio))
 
 
 class ChatDataModule(ShardDataModule):

@@ -28,15 +28,16 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 import webdataset as wds
 from torch.utils.data import IterableDataset, get_worker_info
 
 from trainer.features import Collator
-from trainer.reader import Pair, Shard, entries_of, load_audio, pairs_of, read_shard
+from trainer.reader import AudioRef, Pair, Shard, entries_of, load_audio, pairs_of, read_shard
 
 EVAL_POOL_BATCHES = 16  # an evaluation group holds at least this many batches per rank
 
@@ -208,20 +209,28 @@ class TrainStream(IterableDataset):
                 yield self.collate(pairs)
 
 
-class EvalSet(IterableDataset):
-    """Decoded once-through batches of one rank (see :func:`eval_plan`).
+class PlannedEvalSet(IterableDataset):
+    """Decoded once-through batches of one rank from a plan of ``(items, weight, group)``.
 
     A worker reads the FLAC bytes of its batches one plan group at a time (the group's
     shards streamed once), so it never holds more than one group's share of audio.
+    Subclasses say which ``(path, key)`` clips an item names and how it takes them.
     """
 
-    def __init__(
-        self, shards: Sequence[Shard], batch_size: int, collate: Collator, rank: int,
-        world_size: int, prompt_only: bool = False, pool_batches: int = EVAL_POOL_BATCHES,
-    ) -> None:
-        plan = eval_plan(shards, batch_size, world_size, pool_batches)
+    def __init__(self, plan: list[tuple[list[Any], float, int]], collate: Callable[..., dict],
+                 rank: int, world_size: int, prompt_only: bool = False) -> None:
         self.batches = plan[rank::world_size]
         self.collate, self.prompt_only = collate, prompt_only
+
+    @staticmethod
+    def clips(item: Any) -> Iterable[tuple[str, str]]:
+        """The ``(shard path, key)`` of each clip ``item`` needs."""
+        raise NotImplementedError
+
+    @staticmethod
+    def with_audio(item: Any, audio: dict[tuple[str, str], AudioRef]) -> Any:
+        """``item`` holding the loaded clips it names."""
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -231,11 +240,30 @@ class EvalSet(IterableDataset):
         mine = self.batches[worker::workers]
         for _, batches in itertools.groupby(mine, key=lambda b: b[2]):
             group = list(batches)
-            audio = load_audio({(p.audio.path, p.key) for pairs, _, _ in group for p in pairs})
-            for pairs, weight, _ in group:
-                loaded = [replace(p, audio=audio[p.audio.path, p.key]) for p in pairs]
+            audio = load_audio({c for items, _, _ in group for i in items for c in self.clips(i)})
+            for items, weight, _ in group:
+                loaded = [self.with_audio(i, audio) for i in items]
                 yield self.collate(loaded, weight, prompt_only=self.prompt_only)
             del audio, group
+
+
+class EvalSet(PlannedEvalSet):
+    """Decoded once-through batches of one rank (see :func:`eval_plan`)."""
+
+    def __init__(
+        self, shards: Sequence[Shard], batch_size: int, collate: Collator, rank: int,
+        world_size: int, prompt_only: bool = False, pool_batches: int = EVAL_POOL_BATCHES,
+    ) -> None:
+        plan = eval_plan(shards, batch_size, world_size, pool_batches)
+        super().__init__(plan, collate, rank, world_size, prompt_only)
+
+    @staticmethod
+    def clips(item: Pair) -> Iterable[tuple[str, str]]:
+        return ((item.audio.path, item.key),)
+
+    @staticmethod
+    def with_audio(item: Pair, audio: dict[tuple[str, str], AudioRef]) -> Pair:
+        return replace(item, audio=audio[item.audio.path, item.key])
 
 
 class PositionedLoader(torch.utils.data.DataLoader):
