@@ -20,7 +20,6 @@ a seed (:func:`pipeline.chat.conversations_of`), each once over all ranks.
 from __future__ import annotations
 
 import collections
-import itertools
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -46,7 +45,7 @@ from trainer.data import (
     PositionedLoader,
     TrainStream,
     _worker,
-    duration_batches,
+    rank_batches,
     resampled_shards,
 )
 from trainer.datamodule import ShardDataModule
@@ -127,16 +126,8 @@ def chat_train_batches(
     cfg: ChatStreamConfig, epoch: int, rank: int, world_size: int
 ) -> Iterator[list[ChatExample]]:
     """This rank's ``steps_per_epoch`` batches of ``epoch`` (not yet decoded)."""
-    if cfg.global_batch_size % world_size:
-        raise ValueError(f"global_batch_size {cfg.global_batch_size} is not divisible by the "
-                         f"world size {world_size}; choose a multiple of {world_size}")
-    local = cfg.global_batch_size // world_size
-    salt = f":{rank}" if cfg.per_rank_streams else ""
-    rng = random.Random(f"chat:{cfg.seed}:{epoch}{salt}")
-    size = local if cfg.per_rank_streams else cfg.global_batch_size
-    batches = duration_batches(chat_stream(cfg, rng), size, cfg.pool_batches, rng)
-    for batch in itertools.islice(batches, cfg.steps_per_epoch):
-        yield batch if cfg.per_rank_streams else batch[rank::world_size]
+    return rank_batches(cfg, lambda rng: chat_stream(cfg, rng), epoch, rank, world_size,
+                        name="chat:")
 
 
 class ChatCollator:

@@ -117,10 +117,16 @@ def duration_batches(pairs: Iterator[Pair], size: int, pool: int, rng: random.Ra
             yield batches.pop()
 
 
-def train_batches(
-    cfg: StreamConfig, epoch: int, rank: int, world_size: int
-) -> Iterator[list[Pair]]:
-    """This rank's ``steps_per_epoch`` batches of ``epoch`` (pairs, not yet decoded)."""
+def rank_batches(
+    cfg: Any, stream: Callable[[random.Random], Iterator[Any]], epoch: int, rank: int,
+    world_size: int, name: str = "",
+) -> Iterator[list[Any]]:
+    """This rank's ``steps_per_epoch`` duration batches of ``epoch`` from ``stream(rng)``.
+
+    ``cfg`` holds ``seed``, ``global_batch_size``, ``per_rank_streams``, ``pool_batches``
+    and ``steps_per_epoch``; the stream's random generator is seeded by ``name``, the seed,
+    the epoch and (per-rank streams) the rank, so every rank and resume sees the same data.
+    """
     if cfg.global_batch_size % world_size:
         raise ValueError(
             f"global_batch_size {cfg.global_batch_size} is not divisible by the world size "
@@ -128,11 +134,18 @@ def train_batches(
         )
     local = cfg.global_batch_size // world_size
     salt = f":{rank}" if cfg.per_rank_streams else ""
-    rng = random.Random(f"{cfg.seed}:{epoch}{salt}")
+    rng = random.Random(f"{name}{cfg.seed}:{epoch}{salt}")
     size = local if cfg.per_rank_streams else cfg.global_batch_size
-    batches = duration_batches(mixed_stream(cfg, rng), size, cfg.pool_batches, rng)
+    batches = duration_batches(stream(rng), size, cfg.pool_batches, rng)
     for batch in itertools.islice(batches, cfg.steps_per_epoch):
         yield batch if cfg.per_rank_streams else batch[rank::world_size]
+
+
+def train_batches(
+    cfg: StreamConfig, epoch: int, rank: int, world_size: int
+) -> Iterator[list[Pair]]:
+    """This rank's ``steps_per_epoch`` batches of ``epoch`` (pairs, not yet decoded)."""
+    return rank_batches(cfg, lambda rng: mixed_stream(cfg, rng), epoch, rank, world_size)
 
 
 def eval_plan(
