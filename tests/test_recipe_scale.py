@@ -12,6 +12,7 @@ measures every recipe at its real size.
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 
@@ -34,6 +35,11 @@ MAX_GROWTH = 8.0
 #: CPU seconds of noise allowed on top (file-system calls on a busy machine: CochlScene's
 #: 4,000-file case failed once under load without it).
 SLACK = 0.25
+#: Times the pair of parses is measured before the test fails: noise (a collection of
+#: the test process's heap, another job on the machine) inflates one measurement
+#: (ESC-50's 2,000 rows once took 0.41 s against 0.02 s for 500 in CI), while quadratic
+#: parsing is slow on every try.
+ATTEMPTS = 3
 
 
 def _parse(name: str, raw: Path, n: int) -> tuple[float, int]:
@@ -42,10 +48,17 @@ def _parse(name: str, raw: Path, n: int) -> tuple[float, int]:
     recipe = RECIPES[name]
     root = recipe.locate(metadata.WRITERS[name](raw, n))
     listing = metadata.listing(name, raw, n)
-    start = time.process_time()
-    with listing:
-        items = list(recipe.prepare(root))
-    seconds = time.process_time() - start
+    # The objects earlier tests left in this process are moved out of the collector's
+    # reach, so a collection during the parse walks only what the parse allocates.
+    gc.collect()
+    gc.freeze()
+    try:
+        start = time.process_time()
+        with listing:
+            items = list(recipe.prepare(root))
+        seconds = time.process_time() - start
+    finally:
+        gc.unfreeze()
     records = [i for i in items if isinstance(i, Record)]
     rejects = [i for i in items if not isinstance(i, Record) and i.split != "excluded"]
     assert rejects == [], rejects[:3]  # (GTZAN's fault-filtered split excludes clips)
@@ -56,12 +69,19 @@ def _parse(name: str, raw: Path, n: int) -> tuple[float, int]:
 def test_parse_time_grows_linearly(name: str, tmp_path: Path) -> None:
     n = min(FAST_ITEMS.get(name, DEFAULT_FAST_ITEMS), metadata.REAL_SIZE[name])
     _parse(name, tmp_path / "warm", 20)  # imports and first-call costs out of the timing
-    small, _ = _parse(name, tmp_path / "small", n // 4)
-    large, count = _parse(name, tmp_path / "large", n)
-    assert count == metadata.expected_records(name, n)
+    tries = []
+    for attempt in range(ATTEMPTS):
+        small, _ = _parse(name, tmp_path / f"small{attempt}", n // 4)
+        large, count = _parse(name, tmp_path / f"large{attempt}", n)
+        assert count == metadata.expected_records(name, n)
+        tries.append((small, large))
+        if large / n <= 1 / MIN_RATE and large <= MAX_GROWTH * small + SLACK:
+            return
+    small, large = min(tries, key=lambda t: t[1])
     assert large / n <= 1 / MIN_RATE, f"{name}: {n / large:,.0f} items per CPU second"
     assert large <= MAX_GROWTH * small + SLACK, (
-        f"{name}: {n // 4} items in {small:.3f} s but {n} in {large:.3f} s (not linear)")
+        f"{name}: {n // 4} items in {small:.3f} s but {n} in {large:.3f} s (not linear; "
+        f"{ATTEMPTS} tries: {tries})")
 
 
 @pytest.mark.slow
