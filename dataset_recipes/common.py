@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from pipeline.record import Reject, sanitize_key
 SAMPLES_DIR = Path(__file__).parent / "samples"
 #: Hex digits of the hash that :func:`source_key` appends to a sanitized name.
 KEY_HASH_DIGITS = 8
+#: Whether a name is key-safe as it is (nothing :func:`~pipeline.record.sanitize_key` changes).
+_IS_KEY = re.compile(r"[A-Za-z0-9_\-]+").fullmatch
 
 
 class RoleByName(dict):  # type: ignore[type-arg]
@@ -111,6 +114,8 @@ def source_key(name: str, readable: str | None = None) -> str:
     ``Car_Keys-<hash of 'Car Keys'>`` and ``Car_Keys``.  Keys depend on the name only,
     so they are stable across rebuilds.  A name that is already a key stays as it is.
     """
+    if readable is None and _IS_KEY(name):  # sanitize_key's answer for a key-safe name
+        return name
     key = sanitize_key(name if readable is None else readable)
     if key == name:
         return key

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from operator import itemgetter
 from pathlib import Path
+from typing import Any
 
 from dataset_recipes.common import (
     SAMPLES_DIR,
@@ -82,8 +82,10 @@ INFO = CorpusInfo(
 )
 
 
-#: A clip of the CoVoST pairs: ``(split, line, pair TSV, labels)``; the first label is ASR.
-_Clip = tuple[str, int, Path, list[Label]]
+#: A clip of the CoVoST pairs: ``[split, line, pair TSV (relative to the root), language
+#: token, S2TT label, ...]``
+#: (its ASR label is made with its record).
+_Clip = list[Any]
 
 
 def _lang_dirs(root: Path) -> list[Path]:
@@ -120,23 +122,21 @@ def _tsv(path: Path, root: Path, required: tuple[str, ...]
 
 def _rows(lines: Iterator[tuple[int, str] | Reject], src: str, width: int,
           required: list[tuple[str, int]]) -> Iterator[tuple[int, list[str]] | Reject]:
-    pick = itemgetter(*(i for _, i in required))
-    if len(required) == 1:
-        def fields(cols: list[str]) -> tuple[str, ...]:
-            return (cols[required[0][1]],)
-    else:
-        fields = pick  # type: ignore[assignment]
-    strip = str.strip
+    first, *others = [i for _, i in required]  # (each row's check unrolled: millions of rows)
+    second = others[0] if others else first
+    third = others[1] if len(others) > 1 else second
+    if len(others) > 2:
+        raise ValueError("at most three required columns")
     for item in lines:
-        if isinstance(item, Reject):
-            yield item
+        if item.__class__ is Reject:
+            yield item  # type: ignore[misc]
             continue
-        n, line = item
+        n, line = item  # type: ignore[misc]
         cols = line.split("\t")
         if len(cols) != width:
             yield Reject(INFO.name, "unknown", src,
                          f"malformed row: expected {width} tab-separated fields", line=n)
-        elif all(map(strip, fields(cols))):
+        elif cols[first].strip() and cols[second].strip() and cols[third].strip():
             yield n, cols
         else:
             empty = [c for c, i in required if not cols[i].strip()]
@@ -162,14 +162,14 @@ def _pair(tsv: Path, root: Path, sentences: dict[str, str], clips: dict[str, _Cl
         return
     columns, rows = _tsv(tsv, root, ("path", "translation", "split"))
     ipath, itrans, isplit = columns["path"], columns["translation"], columns["split"]
-    lang, asr_args = TOKENS[src], (("lang", TOKENS[src]),)
+    lang = TOKENS[src]
     s2tt_args = (("src_lang", TOKENS[src]), ("tgt_lang", TOKENS[tgt]))  # Label.make's order
     src_rel, splits = rel(tsv, root), _SPLIT_NAMES
     for item in rows:
-        if isinstance(item, Reject):
-            yield item
+        if item.__class__ is Reject:
+            yield item  # type: ignore[misc]
             continue
-        n, row = item
+        n, row = item  # type: ignore[misc]
         split = splits.get(row[isplit].strip())
         name = row[ipath].strip()
         clip = clips.get(name)
@@ -183,39 +183,41 @@ def _pair(tsv: Path, root: Path, sentences: dict[str, str], clips: dict[str, _Cl
                 reason = f"{name} is in split {split} here but {clip[0]} in another pair"  # type: ignore[index]
             yield Reject(INFO.name, split or "unknown", src_rel, reason, line=n)
             continue
+        label = Label("s2tt", " ".join(row[itrans].split()), s2tt_args)
         if clip is None:
-            clip = clips[name] = (split, n, tsv, [
-                Label("asr", asr_text(sentences[name], lang), asr_args)])
-        clip[3].append(Label("s2tt", " ".join(row[itrans].split()), s2tt_args))
+            clips[name] = [split, n, src_rel, lang, label]
+        else:
+            clip.append(label)
 
 
 def _language(folder: Path, root: Path) -> Iterator[Record | Reject]:
+    # validated.tsv's sentences as written: asr_text collapses their whitespace
     sentences: dict[str, str] = {}
     columns, rows = _tsv(folder / "validated.tsv", root, ("path", "sentence"))
     ipath, isentence = columns["path"], columns["sentence"]
     for item in rows:
-        if isinstance(item, Reject):
-            yield item
+        if item.__class__ is Reject:
+            yield item  # type: ignore[misc]
         else:
-            path = item[1][ipath].strip()
-            sentences[path if path.endswith(".mp3") else f"{path}.mp3"] = " ".join(
-                item[1][isentence].split())
+            path = item[1][ipath].strip()  # type: ignore[index]
+            sentences[path if path.endswith(".mp3") else f"{path}.mp3"] = item[1][isentence]  # type: ignore[index]
     clips: dict[str, _Clip] = {}
     for tsv in sorted(folder.glob("covost_v2.*_*.tsv")):
         if _PAIR.match(tsv.name):
             yield from _pair(tsv, root, sentences, clips)
     audio, rejects = file_names(folder / "clips"), Rejects(INFO.name, root)
-    mp3s, listings = Folder(folder / "clips", root), {}
-    for name, (split, line, tsv, labels) in clips.items():
+    mp3s, asr_args = Folder(folder / "clips", root), {}
+    for name, (split, line, listing, lang, *s2tt) in clips.items():
         if name not in audio:
-            yield rejects.missing(split, folder / "clips" / name, tsv, line)
+            yield rejects.missing(split, folder / "clips" / name, listing, line)
             continue
-        listing = listings.get(tsv)
-        if listing is None:
-            listing = listings[tsv] = rel(tsv, root)
+        args = asr_args.get(lang)
+        if args is None:
+            args = asr_args[lang] = (("lang", lang),)
         yield Record(INFO.name, split, source_key(stem(name)), mp3s.audio(name),
-                     mp3s.source(name), labels[0].args[0][1], tuple(labels), listing=listing,
-                     line=line)
+                     mp3s.source(name), lang,
+                     (Label("asr", asr_text(sentences[name], lang), args), *s2tt),
+                     False, (), listing, line)
 
 
 def prepare(root: Path) -> Iterator[Record | Reject]:

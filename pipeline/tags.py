@@ -318,6 +318,12 @@ class _SpokenMap(dict):
 
 
 _SPOKEN_MAP = _SpokenMap()
+#: The map's ASCII part, lower-cased, as a ``bytes.translate`` table: an ASCII transcript
+#: (most are) is mapped and lower-cased in one pass, without a dict lookup per character.
+_SPOKEN_ASCII = bytes(
+    ord((v if isinstance(v := _SPOKEN_MAP[code], str) else chr(v)).lower())
+    for code in range(128)
+) + bytes(range(128, 256))
 _INNER_APOSTROPHE = re.compile(r"(?<=\w)['\u2019](?=\w)")
 _CJK_SPACE = re.compile(r"(?<=[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]) +"
                         r"| +(?=[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff])")
@@ -337,8 +343,13 @@ def spoken_form(text: str, lang: str) -> str:
     write numbers as words (LibriSpeech, Aishell, Common Voice's sentence rules), so a
     digit is rare.
     """
-    text = _INNER_APOSTROPHE.sub("\0", text).translate(_SPOKEN_MAP)
-    out = " ".join(text.lower().split())
+    if "'" in text or "\u2019" in text:  # (the regex scan costs more than both checks)
+        text = _INNER_APOSTROPHE.sub("\0", text)
+    if text.isascii():
+        text = text.encode("ascii").translate(_SPOKEN_ASCII).decode("ascii")
+    else:
+        text = text.translate(_SPOKEN_MAP).lower()
+    out = " ".join(text.split())
     if lang in UNSPACED_LANGUAGES:
         out = _CJK_SPACE.sub("", out)
     return out
