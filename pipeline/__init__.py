@@ -2,6 +2,6 @@
 
 Modules: ``record`` (the one record type and sample schema), ``tags`` (the released
 Qwen-Audio tag format), ``audio`` (decode, normalize, encode), ``shards`` (deterministic
-tar writing), ``build`` (the Ray Data driver over the same stages), ``card`` (report and
-dataset card). Nothing here imports ``dataset_recipes`` or ``trainer``.
+tar writing), ``build`` (the driver: Ray tasks or one process, over the same stages),
+``card`` (report and dataset card). Nothing here imports ``dataset_recipes`` or ``trainer``.
 """

@@ -1,7 +1,7 @@
 """The build job: records -> shards + index.json + report.json + rejects.jsonl + card.
 
 :func:`plan_build` plans a recipe's shards from its records; :func:`run_builds` writes
-the missing shards of all the recipes of a command with one runner, Ray Data
+the missing shards of all the recipes of a command with one runner, Ray tasks
 (:mod:`pipeline.build_ray`: local Ray, or the cluster named by ``RAY_ADDRESS``) or a plain
 in-process loop, then assembles each recipe's index, report, rejects and dataset card.
 ``runner="auto"`` picks the in-process loop for work too small to repay Ray's start-up
@@ -259,7 +259,7 @@ def run_builds(plans: Sequence[BuildPlan], *, runner: str = "auto", workers: int
     """Write the missing shards of every plan in one runner, then each recipe's report,
     card and index; return the reports in plan order.
 
-    ``runner``: ``local`` (this process), ``ray`` (one Ray Data job for all recipes) or
+    ``runner``: ``local`` (this process), ``ray`` (one Ray session for all recipes) or
     ``auto`` (:func:`choose_runner`).  ``pictures``: ``process`` draws the card pictures in
     a helper process while shards are written (matplotlib never loads in this one),
     ``inline`` in this process, ``off`` not at all.  ``done(plan, report)`` is called as

@@ -1,10 +1,10 @@
-"""The Ray runner of the build: every shard of every recipe of a command in one Ray Data job.
+"""The Ray runner of the build: every shard of every recipe of a command as Ray tasks.
 
 Ray is imported and started only here, and only when the build chose Ray (see
-:func:`pipeline.build.choose_runner`).  One Ray session serves the whole command: all
-recipes' shards go through one ``map_batches`` of tasks (:func:`write_batch`) that run in
-Ray's worker processes, so no process starts per recipe and each worker loads an aligner
-once (an actor pool would start processes of its own, for every ``map_batches``).  Without
+:func:`pipeline.build.choose_runner`).  One Ray session serves the whole command: every
+recipe's shards are tasks (:func:`write_task`) that run in the worker processes Ray starts
+with the session, so no process starts per recipe and each worker loads an aligner once
+(an actor pool would start processes of its own).  Without
 ``RAY_ADDRESS`` a new local Ray instance is started (never a cluster this machine happens
 to know about); with it, the job runs on that cluster with this project as its working
 directory.
@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,32 +34,27 @@ class RayStartError(UserError, RuntimeError):
     """Ray could not be started or joined; the message says what to check."""
 
 
-#: The SampleMakers of this worker process, by recipe options (see :func:`write_batch`).
+#: The SampleMakers of this worker process, by recipe options (see :func:`write_task`).
 _MAKERS: dict[str, SampleMaker] = {}
 
 
-def write_batch(batch: dict[str, Any]) -> dict[str, list[str]]:
-    """Ray Data task: write the shards of ``batch`` (one row each), of any recipe.
+def write_task(out_dir: str, options: str, spec_json: str, digest: str) -> dict[str, Any]:
+    """Ray task: write one shard, of any recipe, and return its part (see
+    :func:`pipeline.stages.write_shard`).
 
-    A row names its recipe's output folder and options.  Ray runs these tasks in its
-    already started worker processes and reuses them, so a process builds one
-    :class:`~pipeline.stages.SampleMaker` per recipe on first use and keeps it (makers share
-    their aligner: ``stages.shared_aligner``): each alignment model loads once per worker,
-    and only when a record needs it.  No actor processes are started for the job.
+    Ray runs these tasks in the worker processes it started with the session and reuses
+    them, so a process builds one :class:`~pipeline.stages.SampleMaker` per recipe on first
+    use and keeps it (makers share their aligner: ``stages.shared_aligner``): each
+    alignment model loads once per worker, and only when a record needs it.  A writer's
+    exception comes back as the shard's crash part, so one bad shard never stops the job.
     """
-    results = []
-    for job, out_dir, options, spec_json, digest in zip(
-            batch["job"], batch["out"], batch["options"], batch["spec"], batch["digest"],
-            strict=True):
-        spec = ShardSpec.from_json(json.loads(spec_json))
-        try:
-            if options not in _MAKERS:
-                _MAKERS[options] = SampleMaker(BuildOptions(**json.loads(options)))
-            part = write_shard(spec, Path(out_dir), _MAKERS[options], digest)
-        except Exception as err:  # noqa: BLE001 - reported per shard
-            part = crash_part(spec, digest, err)
-        results.append(json.dumps({"job": int(job), "part": part}))
-    return {"result": results}
+    spec = ShardSpec.from_json(json.loads(spec_json))
+    try:
+        if options not in _MAKERS:
+            _MAKERS[options] = SampleMaker(BuildOptions(**json.loads(options)))
+        return write_shard(spec, Path(out_dir), _MAKERS[options], digest)
+    except Exception as err:  # noqa: BLE001 - reported per shard
+        return crash_part(spec, digest, err)
 
 
 def _use_cluster_token() -> None:
@@ -124,37 +121,118 @@ def wait_stopped() -> None:
         _STOPPING.pop().join()
 
 
+#: Tasks a worker slot has queued behind its running one: the next shard starts the moment
+#: one finishes, while the driver holds only a few tasks' arguments at a time.
+QUEUED_PER_WORKER = 1
+
+
+class _DriverWriter(threading.Thread):
+    """Writes shards in the driver process while ``ray.init`` starts a local Ray instance.
+
+    Starting Ray's processes takes 4-5 s on 2 cores, most of it spent by the driver
+    waiting for them; this thread takes shards off the front of the queue meanwhile.  Once
+    Ray is up it finishes the shard it holds and stops; Ray's tasks take the rest.  A shard
+    is the same bytes whichever process writes it (:func:`write_task` runs here as there).
+    """
+
+    def __init__(self, waiting: deque[tuple[int, ShardSpec, str]],
+                 where: Sequence[tuple[str, str]]) -> None:
+        super().__init__(name="shards-while-ray-starts", daemon=True)
+        self.waiting, self.where = waiting, where
+        self.finished: deque[tuple[int, dict[str, Any]]] = deque()
+        self.enough = threading.Event()
+
+    def run(self) -> None:
+        while not self.enough.is_set():
+            try:
+                job, spec, digest = self.waiting.popleft()
+            except IndexError:
+                return
+            out_dir, options = self.where[job]
+            self.finished.append(
+                (job, write_task(out_dir, options, json.dumps(spec.to_json()), digest)))
+
+    def results(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The ``(job, part)`` of the shards written so far, each once."""
+        while self.finished:
+            yield self.finished.popleft()
+
+
 def run_ray(todo: Sequence[tuple[int, ShardSpec, str]], jobs: Sequence[tuple[Path, BuildOptions]],
             workers: int | None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Write the ``(job, spec, digest)`` shards in one Ray Data job; yield ``(job, part)``
-    as shards finish.  ``jobs[job]`` is the output directory and options of a recipe."""
-    started = start_ray()
-    import ray
-    from ray.data import DataContext
+    """Write the ``(job, spec, digest)`` shards as Ray tasks, at most ``workers`` (default:
+    the cluster's CPUs) at a time; yield ``(job, part)`` as shards finish.  ``jobs[job]`` is
+    the output directory and options of a recipe.
 
-    # our own bars show samples and hours; Ray Data's per-operator bars and INFO lines
-    # would interleave with them
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
-    ctx = DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    n = max(1, min(workers or cpus, len(todo)))
+    Plain Ray tasks rather than a Ray Data job: a shard is one task with a few strings in
+    and a small dict out, which is all Ray Data's ``map_batches`` did here, and Ray Data's
+    own start (its import, its stats actor in one more worker process, its executor) cost
+    2-4 s of every build on 2 cores.  When this call starts a local Ray instance, the
+    driver writes shards while Ray's processes start (:class:`_DriverWriter`); on a
+    cluster (``RAY_ADDRESS``) every shard is a task.  A worker process that dies (out of
+    memory, a lost node) is retried by Ray; after the retries its shard is reported as a
+    crash like any writer exception, and the other shards go on.
+    """
     where = [(str(out.resolve()), json.dumps(opts.to_json(), sort_keys=True))
              for out, opts in jobs]
-    ds = ray.data.from_items(
-        [{"job": j, "out": where[j][0], "options": where[j][1],
-          "spec": json.dumps(s.to_json()), "digest": d} for j, s, d in todo],
-        override_num_blocks=len(todo),
-    )
-    out = ds.map_batches(write_batch, batch_size=1, num_cpus=1, concurrency=n,
-                         batch_format="numpy")
-    for row in out.iter_rows():
-        got = json.loads(row["result"])
-        yield got["job"], got["part"]
-    if started:
-        # stopping Ray's processes takes 1-2 s: let it overlap the reports, cards and
-        # indexes the build writes next (the build waits for it before it returns)
-        stop = threading.Thread(target=ray.shutdown, name="ray-shutdown")
-        stop.start()
-        _STOPPING.append(stop)
+    waiting = deque(todo)
+    driver = None
+    if not os.environ.get("RAY_ADDRESS") and not _ray_running():
+        driver = _DriverWriter(waiting, where)
+        driver.start()
+    started = start_ray()
+    if driver is not None:
+        driver.enough.set()  # it finishes the shard it holds, alongside Ray's tasks
+    import ray
+
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    slots = max(1, min(workers or cpus, len(todo)))
+    task = ray.remote(num_cpus=1, max_retries=2)(write_task)
+    running: dict[Any, tuple[int, ShardSpec, str]] = {}
+
+    def submit(count: int) -> None:
+        while waiting and count > 0:
+            job, spec, digest = waiting.popleft()
+            out_dir, options = where[job]
+            ref = task.remote(out_dir, options, json.dumps(spec.to_json()), digest)
+            running[ref] = (job, spec, digest)
+            count -= 1
+
+    submit(slots * (1 + QUEUED_PER_WORKER))
+    try:
+        while running or driver is not None:
+            if driver is not None:
+                alive = driver.is_alive()
+                yield from driver.results()
+                if not alive:  # (its last shard was among the results just yielded)
+                    driver = None
+                elif not running:
+                    driver.join(0.1)
+                    continue
+            if not running:
+                continue
+            ready, _ = ray.wait(list(running), num_returns=1,
+                                timeout=None if driver is None else 0.1)
+            for ref in ready:
+                job, spec, digest = running.pop(ref)
+                submit(1)
+                try:
+                    part = ray.get(ref)
+                except ray.exceptions.RayError as err:  # the worker died, retries spent
+                    part = crash_part(spec, digest, err)
+                yield job, part
+    finally:
+        for ref in running:  # the build stopped early (an error, Ctrl-C): drop the rest
+            ray.cancel(ref)
+        if started:
+            # stopping Ray's processes takes 1-2 s: let it overlap the reports, cards and
+            # indexes the build writes next (the build waits for it before it returns)
+            stop = threading.Thread(target=ray.shutdown, name="ray-shutdown")
+            stop.start()
+            _STOPPING.append(stop)
+
+
+def _ray_running() -> bool:
+    """Whether this process already has a Ray session (without importing Ray)."""
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()

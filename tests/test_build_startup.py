@@ -104,8 +104,8 @@ def test_runner_auto_picks_local_under_the_threshold_and_ray_from_it(tmp_path, m
 
 
 def test_all_recipes_of_a_command_go_to_one_ray_job(tmp_path, monkeypatch):
-    """runner=ray: the shards of every recipe are handed to Ray once (one session, one
-    Ray Data job), and each recipe is finished from the parts that come back."""
+    """runner=ray: the shards of every recipe are handed to Ray once (one session), and
+    each recipe is finished from the parts that come back."""
     calls = []
 
     def fake_run_ray(todo, jobs, workers):

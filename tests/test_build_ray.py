@@ -1,0 +1,93 @@
+"""The Ray runner (`pipeline.build_ray.run_ray`) on a real local Ray instance: the driver
+writes shards while Ray's processes start, Ray's tasks write the rest, every shard comes
+back exactly once, and the bytes are those of an in-process build (issue 15)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import pipeline.build_ray as build_ray
+from dataset_recipes import RECIPES
+from pipeline.build import _run_local, plan_build
+from pipeline.stages import BuildOptions
+
+
+def _plan(tmp_path: Path, out: str):
+    recipe = RECIPES["esc50"]
+    corpus = recipe.locate(recipe.make_sample(tmp_path / "raw"))
+    return plan_build(recipe, corpus, tmp_path / out, BuildOptions(shard_size=4))
+
+
+def test_driver_writes_while_ray_starts_and_ray_writes_the_rest(tmp_path, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    local = _plan(tmp_path, "local")
+    want = {part["name"]: part for _, part in _run_local(
+        [(0, spec, digest) for spec, digest in local.todo], [local])}
+    assert len(want) == 10  # 25 clips, 5 folds, shards of 4
+
+    plan = _plan(tmp_path, "ray")
+    writers: list[build_ray._DriverWriter] = []
+    by_driver: list[str] = []
+    init, results, start = (build_ray._DriverWriter.__init__, build_ray._DriverWriter.results,
+                            build_ray.start_ray)
+
+    def record_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        writers.append(self)
+
+    def record_results(self):
+        for job, part in results(self):
+            by_driver.append(part["name"])
+            yield job, part
+
+    def slow_start() -> bool:
+        """Ray's start takes as long as the driver's first two shards: the driver is told
+        to stop then (ESC-50's tiny shards would otherwise all be written before a real
+        ``ray.init`` returns, and Ray would get none)."""
+        deadline = time.monotonic() + 120
+        while len(writers[0].finished) < 2:
+            assert time.monotonic() < deadline, "the driver wrote no shard while Ray started"
+            time.sleep(0.01)
+        writers[0].enough.set()
+        return start()
+
+    monkeypatch.setattr(build_ray._DriverWriter, "__init__", record_init)
+    monkeypatch.setattr(build_ray._DriverWriter, "results", record_results)
+    monkeypatch.setattr(build_ray, "start_ray", slow_start)
+    todo = [(0, spec, digest) for spec, digest in plan.todo]
+    got = list(build_ray.run_ray(todo, [(plan.out_dir, plan.options)], workers=2))
+    build_ray.wait_stopped()
+
+    names = [part["name"] for _, part in got]
+    assert Counter(names) == Counter(list(want))  # every shard once
+    assert all(job == 0 and not part.get("failed") for job, part in got)
+    # the driver wrote the two shards Ray waited for (and at most the one it held when Ray
+    # came up); Ray's tasks wrote the other seven or eight
+    assert 2 <= len(by_driver) <= 3 and set(by_driver) < set(want)
+    for name in want:
+        assert (plan.out_dir / name).read_bytes() == (local.out_dir / name).read_bytes()
+    assert {part["name"]: part for _, part in got} == want
+
+
+def test_no_driver_shards_when_joining_a_cluster(tmp_path, monkeypatch):
+    """With RAY_ADDRESS every shard is a Ray task: the driver may be a login node."""
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    plan = _plan(tmp_path, "out")
+    monkeypatch.setattr(build_ray._DriverWriter, "start",
+                        lambda self: pytest.fail("driver wrote shards on a cluster"))
+
+    class Stop(Exception):
+        pass
+
+    def no_cluster() -> bool:
+        raise Stop
+
+    monkeypatch.setattr(build_ray, "start_ray", no_cluster)
+    todo = [(0, spec, digest) for spec, digest in plan.todo]
+    with pytest.raises(Stop):
+        next(build_ray.run_ray(todo, [(plan.out_dir, plan.options)], workers=None))
+    assert not list(plan.out_dir.glob("*.tar"))
