@@ -180,7 +180,13 @@ def run_ray(todo: Sequence[tuple[int, ShardSpec, str]], jobs: Sequence[tuple[Pat
     if not os.environ.get("RAY_ADDRESS") and not _ray_running():
         driver = _DriverWriter(waiting, where)
         driver.start()
-    started = start_ray()
+    try:
+        started = start_ray()
+    except BaseException:
+        if driver is not None:  # its shard is finished, not left half-written
+            driver.enough.set()
+            driver.join()
+        raise
     if driver is not None:
         driver.enough.set()  # it finishes the shard it holds, alongside Ray's tasks
     import ray

@@ -13,7 +13,7 @@ import pytest
 import pipeline.build_ray as build_ray
 from dataset_recipes import RECIPES
 from pipeline.build import _run_local, plan_build
-from pipeline.stages import BuildOptions
+from pipeline.stages import PARTS_DIR, BuildOptions
 
 
 def _plan(tmp_path: Path, out: str):
@@ -91,3 +91,33 @@ def test_no_driver_shards_when_joining_a_cluster(tmp_path, monkeypatch):
     with pytest.raises(Stop):
         next(build_ray.run_ray(todo, [(plan.out_dir, plan.options)], workers=None))
     assert not list(plan.out_dir.glob("*.tar"))
+
+
+def test_a_failed_ray_start_leaves_the_driver_shards_whole(tmp_path, monkeypatch):
+    """Ray cannot start: the error reaches the build, and the shard the driver was writing
+    is finished first (complete, with its part file: a rerun resumes from it)."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    plan = _plan(tmp_path, "out")
+    writers: list[build_ray._DriverWriter] = []
+    init = build_ray._DriverWriter.__init__
+
+    def record_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        writers.append(self)
+
+    def broken_start() -> bool:
+        while not writers[0].finished:
+            time.sleep(0.01)
+        raise build_ray.RayStartError("no Ray today")
+
+    monkeypatch.setattr(build_ray._DriverWriter, "__init__", record_init)
+    monkeypatch.setattr(build_ray, "start_ray", broken_start)
+    todo = [(0, spec, digest) for spec, digest in plan.todo]
+    with pytest.raises(build_ray.RayStartError, match="no Ray today"):
+        next(build_ray.run_ray(todo, [(plan.out_dir, plan.options)], workers=None))
+    assert not writers[0].is_alive()
+    written = sorted(p.name for p in plan.out_dir.glob("*.tar"))
+    assert written and written == sorted(p.stem for p in (plan.out_dir / PARTS_DIR).glob("*.json"))
+    assert len(written) == len(writers[0].finished) < len(todo)
+    assert not [p for p in plan.out_dir.rglob("*") if p.is_file() and p.suffix not in
+                (".tar", ".json")]  # no temporary file left behind
