@@ -11,7 +11,13 @@ One supervision line: ``{"id": "1272-128104-0000", "recording_id": "1272-128104-
 "start": 0.0, "duration": 5.855, "channel": 0, "text": "MISTER QUILTER ...",
 "language": "English", "speaker": "1272"}``
 
-Manifests are read with :func:`lhotse.load_manifest`.  Each supervision gives one record
+Manifests are read as :func:`lhotse.load_manifest` reads them (each line of the text
+decoded with :func:`json.loads`), without importing Lhotse (and torch, seconds) when every
+line is an object of the plain form Lhotse writes (see :func:`plain_recording` and
+:func:`plain_supervision`): those become light tuples with the attributes of Lhotse's
+objects.  A manifest with any other line (a transform, a video source, an old alignment
+format, a line that is not JSON...) is read with :func:`lhotse.load_manifest` as before,
+so both ways give the same records and rejects.  Each supervision gives one record
 with an ASR label (released ASR prompt, audio language from ``language``: a code such as
 ``en`` or a name such as ``English``; a language without a Qwen-Audio token is a reject
 naming it).  Target style: the prompt's ``<|wo_itn|>`` asks for spoken form, so the text
@@ -36,13 +42,15 @@ from the name: ``dev``/``val`` -> valid, ``test``/``eval`` -> test, anything els
 from __future__ import annotations
 
 import functools
+import gzip
+import json
 import os
 import re
-from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from dataset_recipes import lhotse_plain
 from dataset_recipes.common import (
     SAMPLES_DIR,
     FileIndex,
@@ -129,17 +137,22 @@ def _audio_path(rec: Any, base: str, files: FileIndex) -> tuple[str] | str:
     if rec.transforms:
         return f"recording {rec.id} has transforms (e.g. speed perturbation): not supported"
     path = rec.sources[0].source
-    # a relative path: the working directory is asked only when the manifest's folder
-    # lacks the file
-    for cand in (path,) if os.path.isabs(path) else _relative(path, base):
-        if files.exists(cand):
-            return (_normpath(cand),)
-    return f"audio file {path} of recording {rec.id} is missing"
+    found = _find(path, base, files)
+    if found is None:
+        return f"audio file {path} of recording {rec.id} is missing"
+    return (_normpath(found),)
 
 
-def _relative(path: str, base: str) -> Iterator[str]:
-    yield os.path.join(base, path)
-    yield os.path.join(os.getcwd(), path)
+def _find(path: str, base: str, files: FileIndex) -> str | None:
+    """``path`` if it is absolute and exists; a relative path in ``base``, else (only when
+    ``base`` lacks it) in the working directory; ``None`` if it is missing."""
+    if os.path.isabs(path):
+        return path if files.exists(path) else None
+    cand = os.path.join(base, path)
+    if files.exists(cand):
+        return cand
+    cand = os.path.join(os.getcwd(), path)
+    return cand if files.exists(cand) else None
 
 
 def _normpath(path: str) -> str:
@@ -162,52 +175,71 @@ def _srwt(sup: Any, duration: float, lang: str) -> str | None:
 
 
 def _record(sup: Any, rec: Any, split: str, where: tuple[str, str, str], line: int,
-            files: FileIndex) -> Iterator[Record | Reject]:
-    """The record of one supervision on ``line`` of its manifest; ``where`` is the manifest
-    relative to the root, the manifest's folder and the root."""
-    src, base, root = where
-
-    def reject(reason: str, task: str | None = None) -> Reject:
-        return Reject(INFO.name, split, src, reason, line=line, key=source_key(sup.id),
-                      task=task)
-
+            files: FileIndex) -> tuple[Record | Reject, ...]:
+    """The record of one supervision on ``line`` of its manifest (with a reject before it
+    when the word alignment is unusable), or its reject; ``where`` is the manifest relative
+    to the root, the manifest's folder and the root."""
+    src, base, _ = where
     if sup.start > WHOLE_TOLERANCE or abs(sup.duration - rec.duration) > WHOLE_TOLERANCE:
-        yield reject(f"supervision {sup.id} covers {sup.start:.2f}-{sup.end:.2f} s of a "
-                     f"{rec.duration:.2f} s recording; only whole-recording supervisions are "
-                     "supported: cut first with CutSet.from_manifests(...)"
-                     ".trim_to_supervisions().save_audios(DIR) and export new manifests")
-        return
+        return (_reject(sup, split, src, line, f"supervision {sup.id} covers {sup.start:.2f}-"
+                        f"{sup.end:.2f} s of a {rec.duration:.2f} s recording; only "
+                        "whole-recording supervisions are supported: cut first with "
+                        "CutSet.from_manifests(...).trim_to_supervisions().save_audios(DIR) "
+                        "and export new manifests"),)
     lang = _language_code(sup.language)
     text = tags.spoken_form(sup.text or "", lang or "")  # the <|wo_itn|> style
     audio = _audio_path(rec, base, files)
     if lang is None:
-        yield reject(f"language {sup.language!r} has no Qwen-Audio token (choose one of "
-                     f"{', '.join(tags.LANGUAGES)})")
+        why = (f"language {sup.language!r} has no Qwen-Audio token (choose one of "
+               f"{', '.join(tags.LANGUAGES)})")
     elif not text:
-        yield reject(f"supervision {sup.id} has no text")
+        why = f"supervision {sup.id} has no text"
     elif isinstance(audio, str):
-        yield reject(audio)
+        why = audio
     else:
-        labels = [Label("asr", text, (("lang", lang),))]  # Label.make's args
-        try:
-            srwt = _srwt(sup, rec.duration, lang)
-        except tags.TagError as err:
-            srwt = None
-            yield reject(f"word alignment unusable for SRWT: {err}", task="srwt")
-        if srwt:
-            labels.append(Label("srwt", srwt, (("lang", lang),)))
-        has_words = bool(sup.alignment) and bool(sup.alignment.get("word"))
-        yield Record(INFO.name, split, source_key(sup.id), audio[0],
-                     rel_str(audio[0], root), lang, tuple(labels), align=not has_words,
-                     listing=src, line=line)
+        return _labelled(sup, rec, split, where, line, lang, text, audio[0])
+    return (_reject(sup, split, src, line, why),)
 
 
-def _load(path: Path, split: str, root: Path) -> tuple[list[tuple[int, Any]], list[Reject]]:
-    """``(line, item)`` of a manifest loaded with Lhotse; when Lhotse cannot read the file,
-    each bad line is a reject and the others are kept."""
-    import gzip
-    import json
+def _labelled(sup: Any, rec: Any, split: str, where: tuple[str, str, str], line: int,
+              lang: str, text: str, audio: str) -> tuple[Record | Reject, ...]:
+    """The record of a usable supervision: its ASR label, and SRWT from its word alignment
+    (a reject for the SRWT task before the record when the alignment is unusable)."""
+    src, _, root = where
+    asr = Label("asr", text, (("lang", lang),))  # Label.make's args
+    if not sup.alignment:  # (most supervisions)
+        return (Record(INFO.name, split, source_key(sup.id), audio, rel_str(audio, root), lang,
+                       (asr,), align=True, listing=src, line=line),)
+    out: list[Record | Reject] = []
+    labels = [asr]
+    try:
+        srwt = _srwt(sup, rec.duration, lang)
+    except tags.TagError as err:
+        srwt = None
+        out.append(_reject(sup, split, src, line, f"word alignment unusable for SRWT: {err}",
+                           task="srwt"))
+    if srwt:
+        labels.append(Label("srwt", srwt, (("lang", lang),)))
+    has_words = bool(sup.alignment.get("word"))
+    out.append(Record(INFO.name, split, source_key(sup.id), audio, rel_str(audio, root), lang,
+                      tuple(labels), align=not has_words, listing=src, line=line))
+    return tuple(out)
 
+
+def _reject(sup: Any, split: str, src: str, line: int, reason: str,
+            task: str | None = None) -> Reject:
+    """The reject of the supervision on ``line`` of the manifest ``src``."""
+    return Reject(INFO.name, split, src, reason, line=line, key=source_key(sup.id), task=task)
+
+
+def _load(path: Path, split: str, root: Path, plain: Callable[[Any], Any]
+          ) -> tuple[list[tuple[int, Any]], list[Reject]]:
+    """``(line, item)`` of a manifest (plain tuples where every line is plain, else Lhotse's
+    objects from :func:`lhotse.load_manifest`); when Lhotse cannot read the file, each bad
+    line is a reject and the others are kept."""
+    items = lhotse_plain.read_plain(path, plain)
+    if items is not None:
+        return items, []
     from lhotse import load_manifest
 
     try:
@@ -240,12 +272,12 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
             yield Reject(INFO.name, split, rel(rec_path, root),
                          f"no supervisions manifest {sup_path.name} next to it")
             continue
-        recs, bad_recs = _load(rec_path, split, root)
-        sups, bad_sups = _load(sup_path, split, root)
+        recs, bad_recs = _load(rec_path, split, root, lhotse_plain.plain_recording)
+        sups, bad_sups = _load(sup_path, split, root, lhotse_plain.plain_supervision)
         yield from bad_recs + bad_sups
         by_id = {r.id: r for _, r in recs}
         where = (rel(sup_path, root), str(sup_path.parent), str(root))
-        used: dict[str, int] = defaultdict(int)
+        used: set[Any] = set()
         for line, sup in sups:
             rec = by_id.get(sup.recording_id)
             if rec is None:
@@ -253,7 +285,7 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
                              f"names recording {sup.recording_id}, absent from {rec_path.name}",
                              line=line)
                 continue
-            used[rec.id] += 1
+            used.add(rec.id)
             yield from _record(sup, rec, split, where, line, files)
         for line, rec in recs:
             if rec.id not in used:
