@@ -20,6 +20,8 @@ __all__ = ["AUDIO_EXT", "FORMAT_VERSION", "KEY_RE", "META_EXT", "Label", "Record
            "SampleMeta", "Word", "sanitize_key"]
 
 _KEY_BAD = re.compile(r"[^A-Za-z0-9_\-]")
+#: ``_KEY_BAD.sub("_", ...)`` of ASCII text as a ``bytes.translate`` table (one C pass).
+_KEY_ASCII = bytes(c if _KEY_BAD.match(chr(c)) is None else ord("_") for c in range(256))
 _set = object.__setattr__
 
 
@@ -30,7 +32,11 @@ def sanitize_key(raw: str) -> str:
     ``a`` with extension ``b.flac``.  Every character outside ``[A-Za-z0-9_-]`` becomes
     ``_``.
     """
-    key = _KEY_BAD.sub("_", raw.strip())
+    key = raw.strip()
+    if key.isascii():
+        key = key.encode("ascii").translate(_KEY_ASCII).decode("ascii")
+    else:
+        key = _KEY_BAD.sub("_", key)
     if not key:
         raise ValueError(f"empty sample key derived from {raw!r}")
     return key
