@@ -82,6 +82,7 @@ INFO = CorpusInfo(
     "with no quality gets '<|sonic|>none' (documented choice).",
 )
 _FIELDS = ("note_str", "pitch", "velocity", "instrument_family_str", "qualities_str")
+_FIELD_SET = frozenset(_FIELDS)
 
 
 def _is_root(path: Path) -> bool:
@@ -96,21 +97,26 @@ def locate(raw: Path) -> Path:
     return find_root(raw, INFO, _is_root, ("nsynth",))
 
 
+def _midi(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 127:
+        raise ValueError(f"{name} {value!r} is not a MIDI value 0-127")
+
+
 def target(entry: dict[str, Any]) -> str:
     """The note-analysis target of one ``examples.json`` entry; ``ValueError`` says what is
     wrong with an entry that cannot make one."""
-    missing = [f for f in _FIELDS if f not in entry]
-    if missing:
-        raise ValueError(f"missing field(s) {missing}")
+    if not entry.keys() >= _FIELD_SET:
+        raise ValueError(f"missing field(s) {[f for f in _FIELDS if f not in entry]}")
     pitch, velocity = entry["pitch"], entry["velocity"]
-    for name, value in (("pitch", pitch), ("velocity", velocity)):
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 127:
-            raise ValueError(f"{name} {value!r} is not a MIDI value 0-127")
+    if pitch.__class__ is not int or not 0 <= pitch <= 127:  # (a JSON number: an int)
+        _midi("pitch", pitch)
+    if velocity.__class__ is not int or not 0 <= velocity <= 127:
+        _midi("velocity", velocity)
     family = entry["instrument_family_str"]
     if family not in FAMILIES:
         raise ValueError(f"unknown instrument family {family!r}; known: {', '.join(FAMILIES)}")
     qualities = entry["qualities_str"]
-    if not isinstance(qualities, list) or any(q not in QUALITIES for q in qualities):
+    if not isinstance(qualities, list) or not all(map(QUALITIES.__contains__, qualities)):
         raise ValueError(f"unknown sonic quality in {qualities!r}; known: {', '.join(QUALITIES)}")
     sonic = ", ".join(qualities) if qualities else NO_QUALITY
     return (f"<|pitch|><|midi_pitch_{pitch}|><|velocity|><|midi_velocity_{velocity}|>"
@@ -154,18 +160,18 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
         return
     del text
     audio, rejects, listed = file_names(audio_dir), Rejects(INFO.name, root), set()
-    folder = Folder(audio_dir, root)
+    folder, recipe = Folder(audio_dir, root), INFO.name
     for line, key, label, ok in checked:
         name = f"{key}.wav"
         listed.add(name)
         if not ok:
-            yield Reject(INFO.name, split, src, f"{key}: {label}", line=line)
+            yield Reject(recipe, split, src, f"{key}: {label}", line=line)
             continue
         if name not in audio:
             yield rejects.missing(split, audio_dir / name, path, line)
             continue
-        yield Record(INFO.name, split, source_key(key), folder.audio(name), folder.source(name),
-                     "unknown", (Label("mna", label),), listing=src, line=line)
+        yield Record(recipe, split, source_key(key), folder.audio(name), folder.source(name),
+                     "unknown", (Label("mna", label),), False, (), src, line)
     yield from rejects.unlisted(split, (audio_dir / n for n in sorted(audio) if
                                         n.endswith(".wav")), listed,
                                 "audio file has no entry in examples.json")

@@ -38,6 +38,8 @@ _ESCAPED = re.compile(r"[\udc80-\udcff]+")
 _AFTER_MEMBER = re.compile(r"[ \t\n\r]*([,}])[ \t\n\r]*")
 #: A member's key and colon: a JSON string (no control characters) then ':'.
 _MEMBER = re.compile(r'"((?:[^"\\\x00-\x1f]|\\.)*)"[ \t\n\r]*:[ \t\n\r]*')
+#: What most often follows a member's value: ',' then the next member's key and colon.
+_NEXT_MEMBER = re.compile(r'[ \t\n\r]*,[ \t\n\r]*' + _MEMBER.pattern)
 
 
 @dataclass(frozen=True)
@@ -285,39 +287,46 @@ def json_members(text: str, pos: int = 0) -> Iterator[tuple[int, str, Any, int, 
     (whitespace skipped), in file order and in one pass; duplicate keys are all given.
     ``start:end`` is the member's text.  Raises :class:`json.JSONDecodeError` (with
     json's own message and position) at the first syntax error."""
-    decoder, lines = json.JSONDecoder(), _Lines(text)
-    scan = decoder.scan_once
+    decoder = json.JSONDecoder()
+    scan, count = decoder.scan_once, text.count
     pos = _skip(text, pos)
     _expect(text, pos, "{", "'{'")
     pos = _skip(text, pos + 1)
     if text[pos:pos + 1] == "}":
         return
-    member, after_value = _MEMBER.match, _AFTER_MEMBER.match
+    member, next_member, after_value = _MEMBER.match, _NEXT_MEMBER.match, _AFTER_MEMBER.match
+    line, last = 1, 0  # the line of position `last`
+    m = member(text, pos)  # '"key" :' in one step; anything else: json's error
     while True:
-        m = member(text, pos)  # '"key" :' in one step; anything else: json's error
         if m is None:
             _expect(text, pos, '"', "property name enclosed in double quotes")
             _, after = decoder.raw_decode(text, pos)
             _expect(text, _skip(text, after), ":", "':' delimiter")
             raise json.JSONDecodeError("Expecting property name", text, pos)  # unreachable
-        start, key = pos, m.group(1)
+        start, key = m.start(1) - 1, m.group(1)
         if "\\" in key:
             key = json.loads(f'"{key}"')
         try:
             value, pos = scan(text, m.end())
         except StopIteration as err:
             raise json.JSONDecodeError("Expecting value", text, err.value) from None
-        yield lines.at(start), key, value, start, pos
-        m = after_value(text, pos)  # ',' and the blanks around it, or '}', in one step
+        line += count("\n", last, start)
+        last = start
+        yield line, key, value, start, pos
+        m = next_member(text, pos)  # ',' and the next '"key" :' in one step
+        if m is not None:
+            continue
+        m = after_value(text, pos)  # else '}', or ',' then json's error
         if m is not None:
             if m.group(1) == "}":
                 return
             pos = m.end()
-            continue
-        pos = _skip(text, pos)
-        if _expect(text, pos, ",}", "',' delimiter") == "}":
-            return
-        pos = _skip(text, pos + 1)
+        else:
+            pos = _skip(text, pos)
+            if _expect(text, pos, ",}", "',' delimiter") == "}":
+                return
+            pos = _skip(text, pos + 1)
+        m = member(text, pos)
 
 
 def json_items(text: str, pos: int) -> Iterator[tuple[int, Any, int, int]]:
