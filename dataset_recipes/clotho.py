@@ -98,7 +98,7 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
         for col in CAPTIONS:
             caption = " ".join((row.get(col) or "").split())
             if caption:
-                labels.append(Label.make("aac", caption))
+                labels.append(Label("aac", caption))  # (Label.make's, no arguments)
             else:
                 yield Reject(INFO.name, split, src, f"{name}: {col} is empty", line=line,
                              task="aac")

@@ -103,17 +103,26 @@ def locate(raw: Path) -> Path:
     return find_root(raw, INFO, _is_root, ("ESC-50-master", "ESC-50"))
 
 
-def _check_row(row: dict[str, str]) -> str | None:
-    """Why a label row is unusable, or ``None``."""
-    name, category = row["filename"].strip(), row["category"].strip()
-    if category not in CATEGORIES:
+#: Each category's target index as written in ``esc50.csv``.
+_TARGETS = {c: str(i) for i, c in enumerate(CATEGORIES)}
+#: Each category's label: one shared (immutable) object for all of its rows.
+_LABELS = {c: Label.make("sec", label_text(c)) for c in CATEGORIES}
+#: The record metadata of each fold.
+_FOLD_META = {f: (("fold", int(f)),) for f in ("1", "2", "3", "4", "5")}
+
+
+def _check_row(row: dict[str, str], name: str, fold: str, category: str) -> str | None:
+    """Why a label row is unusable, or ``None`` (``name``, ``fold`` and ``category``: its
+    fields without blanks)."""
+    if category not in _TARGETS:
         return f"unknown category {category!r} (not one of the 50 ESC-50 classes)"
-    if row["fold"].strip() not in {"1", "2", "3", "4", "5"}:
+    if fold not in _FOLD_META:
         return f"fold {row['fold']!r} is not 1-5"
-    if row["target"].strip() != str(CATEGORIES.index(category)):
+    target = row["target"].strip()
+    if target != _TARGETS[category]:
         return f"target {row['target']!r} does not match category {category!r}"
     m = _NAME.match(name)
-    if not m or m.group(1) != row["fold"].strip() or m.group(4) != row["target"].strip():
+    if not m or m.group(1) != fold or m.group(4) != target:
         return f"file name {name!r} does not match fold and target"
     return None
 
@@ -129,20 +138,19 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
             yield item
             continue
         line, row = item
-        name = row["filename"].strip()
+        name, fold, category = row["filename"].strip(), row["fold"].strip(), row["category"].strip()
         listed.add(name)
-        split = f"fold{row['fold'].strip()}"
-        problem = _check_row(row)
+        split = f"fold{fold}"
+        problem = _check_row(row, name, fold, category)
         if problem:
             yield Reject(INFO.name, split, src, problem, line=line)
             continue
         if name not in audio:
             yield rejects.missing(split, root / "audio" / name, csv_path, line)
             continue
-        label = Label.make("sec", label_text(row["category"].strip()))
         yield Record(INFO.name, split, source_key(stem(name)), folder.audio(name),
-                     folder.source(name), "unknown", (label,), meta=(("fold", int(row["fold"])),),
-                     listing=src, line=line)
+                     folder.source(name), "unknown", (_LABELS[category],),
+                     meta=_FOLD_META[fold], listing=src, line=line)
     for wav in sorted((root / "audio").glob("*.wav")):
         if wav.name not in listed:
             fold = wav.name.split("-", 1)[0]

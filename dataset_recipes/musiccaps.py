@@ -102,10 +102,9 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
                              f"clip missing (line {line} of {CSV_NAME}): cut {row['start_s']}-"
                              f"{row['end_s']} s of https://youtu.be/{ytid}", line)
             continue
-        caption = " ".join(row["caption"].split())
+        caption = Label("mc", " ".join(row["caption"].split()))  # (Label.make's, no arguments)
         yield Record(INFO.name, split, source_key(ytid), folder.audio(clip), folder.source(clip),
-                     "unknown",
-                     (Label.make("mc", caption),),
+                     "unknown", (caption,),
                      meta=(("start_s", row["start_s"]), ("end_s", row["end_s"])),
                      listing=src, line=line)
     yield from clips.unlisted(listed, rejects, "unknown", CSV_NAME)

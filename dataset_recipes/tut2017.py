@@ -180,21 +180,25 @@ def _errors(folder: Path, root: Path, split: str) -> dict[str, tuple[int, str]]:
     return out
 
 
+#: Each scene's label (``_`` read as a space): one shared (immutable) object for its rows.
+_LABELS = {scene: Label.make("asc", scene.replace("_", " ")) for scene in SCENES}
+
+
 def _record(folder: Folder, root: Path, split: str, name: str, scene: str,
             listing: tuple[Path, str], line: int, errors: dict[str, tuple[int, str]],
             audio: set[str]) -> Record | Reject:
-    """The record of ``name`` (``audio/<file>.wav``, on ``line`` of ``listing``: the file
-    and its name relative to the root), or a reject if error.txt flags it or its audio is
-    missing."""
+    """The record of ``name`` (``audio/<file>.wav``, a scene of :data:`SCENES`, on ``line``
+    of ``listing``: the file and its name relative to the root), or a reject if error.txt
+    flags it or its audio is missing."""
     if name in errors:
         n, what = errors[name]
         return Reject(INFO.name, split, rel(folder.path / "error.txt", root),
                       f"{name} is listed as a bad segment ({what})", line=n)
     if name[len("audio/"):] not in audio:
         return Rejects(INFO.name, root).missing(split, folder.path / name, listing[0], line)
-    return Record(INFO.name, split, source_key(stem(name)), folder.audio(name),
-                  folder.source(name), "unknown", (Label.make("asc", scene.replace("_", " ")),),
-                  listing=listing[1], line=line)
+    return Record(INFO.name, split, source_key(stem(name[len("audio/"):])), folder.audio(name),
+                  folder.source(name), "unknown", (_LABELS[scene],), listing=listing[1],
+                  line=line)
 
 
 def _unlisted(folder: Path, root: Path, split: str, listed: set[str]) -> Iterator[Reject]:

@@ -97,12 +97,17 @@ def _wav_name(entry: object) -> str | None:
     return entry["wav"].replace("\\", "/").rsplit("/", 1)[-1]
 
 
-def _parse_entry(entry: object) -> tuple[str, str] | str:
-    """``(file name, class)`` of an entry, or why it is unusable."""
-    name = _wav_name(entry)
+#: Each class's label: one shared (immutable) object for all of its entries.
+_LABELS = {c: Label.make("vsc", display) for c, (_, display) in CLASSES.items()}
+
+
+def _parse_entry(entry: object, name: str | None) -> tuple[str, str] | str:
+    """``(file stem, class)`` of an entry whose ``wav`` file name is ``name``, or why it
+    is unusable."""
     if name is None or not isinstance(entry, dict):
         return "entry has no 'wav' string"
-    m = _FILE.match(stem(name))
+    key = stem(name)
+    m = _FILE.match(key)
     if not m:
         return f"file name {name!r} is not <speaker>_<session>_<label>.wav"
     if m.group(3) not in CLASSES:
@@ -111,7 +116,7 @@ def _parse_entry(entry: object) -> tuple[str, str] | str:
     listed = _BY_MID.get(given, given.lower().replace(" ", ""))
     if given and listed != m.group(3):
         return f"labels {given!r} disagree with the file name {name!r}"
-    return name, m.group(3)
+    return key, m.group(3)
 
 
 def prepare(root: Path) -> Iterator[Record | Reject]:
@@ -125,18 +130,18 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
             continue
         src = rel(path, root)
         for line, entry, bad in _entries(path):
-            listed.add(_wav_name(entry) or "")
-            parsed = bad or _parse_entry(entry)
+            name = _wav_name(entry)
+            listed.add(name or "")
+            parsed = bad or _parse_entry(entry, name)
             if isinstance(parsed, str):
                 yield Reject(INFO.name, split, src, parsed, line=line)
                 continue
-            name, label = parsed
+            key, label = parsed
             if name not in audio:
                 yield rejects.missing(split, root / "audio_16k" / name, path, line)
                 continue
-            yield Record(INFO.name, split, source_key(stem(name)), folder.audio(name),
-                         folder.source(name), "en", (Label.make("vsc", CLASSES[label][1]),),
-                         listing=src, line=line)
+            yield Record(INFO.name, split, source_key(key), folder.audio(name),
+                         folder.source(name), "en", (_LABELS[label],), listing=src, line=line)
     yield from rejects.unlisted("unknown", sorted((root / "audio_16k").glob("*.wav")), listed,
                                 "audio file is listed in no datafiles/{tr,val,te}.json")
 
