@@ -130,7 +130,8 @@ def _language_code(lang: str | None) -> str | None:
 
 def _audio_path(rec: Any, base: str, files: FileIndex) -> tuple[str] | str:
     """``(the recording's file,)`` (a relative source is looked up in ``base``, the
-    manifest's folder, then in the working directory), or why it cannot be used."""
+    manifest's folder with a trailing separator, then in the working directory), or why
+    it cannot be used."""
     if len(rec.sources) != 1 or rec.sources[0].type != "file":
         kinds = [s.type for s in rec.sources]
         return f"recording {rec.id} has sources {kinds}; only one 'file' source is supported"
@@ -144,11 +145,15 @@ def _audio_path(rec: Any, base: str, files: FileIndex) -> tuple[str] | str:
 
 
 def _find(path: str, base: str, files: FileIndex) -> str | None:
-    """``path`` if it is absolute and exists; a relative path in ``base``, else (only when
-    ``base`` lacks it) in the working directory; ``None`` if it is missing."""
-    if os.path.isabs(path):
+    """``path`` if it is absolute and exists; a relative path in ``base`` (the manifest's
+    folder, ending with a separator), else (only when ``base`` lacks it) in the working
+    directory; ``None`` if it is missing."""
+    if path.__class__ is str and path[:1] != os.sep and not os.altsep:
+        cand = base + path  # os.path.isabs and join's answer for a relative path
+    elif os.path.isabs(path):
         return path if files.exists(path) else None
-    cand = os.path.join(base, path)
+    else:
+        cand = os.path.join(base, path)
     if files.exists(cand):
         return cand
     cand = os.path.join(os.getcwd(), path)
@@ -178,7 +183,7 @@ def _record(sup: Any, rec: Any, split: str, where: tuple[str, str, str], line: i
             files: FileIndex) -> tuple[Record | Reject, ...]:
     """The record of one supervision on ``line`` of its manifest (with a reject before it
     when the word alignment is unusable), or its reject; ``where`` is the manifest relative
-    to the root, the manifest's folder and the root."""
+    to the root, the manifest's folder (with a trailing separator) and the root."""
     src, base, _ = where
     if sup.start > WHOLE_TOLERANCE or abs(sup.duration - rec.duration) > WHOLE_TOLERANCE:
         return (_reject(sup, split, src, line, f"supervision {sup.id} covers {sup.start:.2f}-"
@@ -276,7 +281,7 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
         sups, bad_sups = _load(sup_path, split, root, lhotse_plain.plain_supervision)
         yield from bad_recs + bad_sups
         by_id = {r.id: r for _, r in recs}
-        where = (rel(sup_path, root), str(sup_path.parent), str(root))
+        where = (rel(sup_path, root), os.path.join(str(sup_path.parent), ""), str(root))
         used: set[Any] = set()
         for line, sup in sups:
             rec = by_id.get(sup.recording_id)
