@@ -110,13 +110,13 @@ def _parse_entry(entry: object, name: str | None) -> tuple[str, str] | str:
     m = _FILE.match(key)
     if not m:
         return f"file name {name!r} is not <speaker>_<session>_<label>.wav"
-    if m.group(3) not in CLASSES:
-        return f"unknown label {m.group(3)!r} in {name!r}; known: {', '.join(CLASSES)}"
-    given = str(entry.get("labels", "")).strip()
-    listed = _BY_MID.get(given, given.lower().replace(" ", ""))
-    if given and listed != m.group(3):
+    label = m.group(3)
+    if label not in CLASSES:
+        return f"unknown label {label!r} in {name!r}; known: {', '.join(CLASSES)}"
+    given = str(entry.get("labels", "")).strip()  # an AudioSet MID or a file-name label
+    if given and _BY_MID.get(given, given.lower().replace(" ", "")) != label:
         return f"labels {given!r} disagree with the file name {name!r}"
-    return key, m.group(3)
+    return key, label
 
 
 def prepare(root: Path) -> Iterator[Record | Reject]:
