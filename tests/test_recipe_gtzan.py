@@ -91,3 +91,42 @@ def test_sample_builds_truncating_to_30_s_with_zero_rejects(tmp_path):
     assert report["rejects"] == 0 and report["samples"] == 14
     assert sum(s["truncated"] for s in report["splits"].values()) == 14
     assert report["splits"]["train"]["tasks"]["mgr"]["prompts"] == [PROMPT]
+
+
+def test_clip_listing_and_header_check_match_glob_and_sf_info(tmp_path):
+    """The parse lists clips without pathlib and opens headers without sf.info's
+    formatting: the same names, in the same order, and the same failures."""
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    from dataset_recipes.gtzan import _clip_names, _read_header
+
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(64, np.int16), 22050, format="AU", subtype="PCM_16")
+    clip = buf.getvalue()
+    names = {"blues.00002.au": clip, "blues.00001.au": clip, ".blues.00003.au": clip,
+             "blues.00004.AU": clip, "blues.00005.au.txt": clip, "B.au": clip,
+             "blues.00006.au": b"not audio", "blues.00007.au": b""}
+    for name, data in names.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "blues.00008.au").mkdir()
+    assert _clip_names(tmp_path, ".au") == [p.name for p in sorted(tmp_path.glob("*.au"))] == [
+        ".blues.00003.au", "B.au", "blues.00001.au", "blues.00002.au", "blues.00006.au",
+        "blues.00007.au", "blues.00008.au"]
+
+    def outcome(check, path):
+        try:
+            check(str(path))
+            return "read"
+        except (sf.LibsndfileError, RuntimeError) as err:
+            return getattr(err, "error_string", str(err))
+
+    (tmp_path / "jazz.00054.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
+    (tmp_path / "jazz.00055.wav").write_bytes(b"")
+    names = _clip_names(tmp_path, ".au") + _clip_names(tmp_path, ".wav")
+    outcomes = {n: outcome(_read_header, tmp_path / n) for n in names}
+    assert outcomes == {n: outcome(sf.info, tmp_path / n) for n in names}
+    assert outcomes["blues.00001.au"] == "read"
+    assert outcomes["jazz.00055.wav"] == "Format not recognised."
