@@ -48,6 +48,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from itertools import starmap
 from pathlib import Path
 from typing import Any
 
@@ -157,10 +158,15 @@ if any(list(names) != sorted(names) for names in _ARGS.values()):
     raise AssertionError("each task's argument names must be sorted, as Label.make's are")
 
 
+#: A label as ``(task, target, args)``, the arguments of :class:`Label`.
+_LabelArgs = tuple[str, str, tuple[tuple[str, str], ...]]
+
+
 def _label(row: dict[str, Any], prompts: set[tuple[str, tuple[tuple[str, str], ...]]]
-           ) -> Label | str:
-    """The row's label, or why it is unusable (checked as the build will check it).
-    ``prompts``: the (task, arguments) whose prompt was already built without error."""
+           ) -> _LabelArgs | str:
+    """The row's label as ``(task, target, args)``, or why it is unusable (checked as the
+    build will check it).  ``prompts``: the (task, arguments) whose prompt was already
+    built without error."""
     get = row.get
     task = get("task", "")
     text = row["text"] if "text" in row else get("label", "")
@@ -205,7 +211,7 @@ def _label(row: dict[str, Any], prompts: set[tuple[str, tuple[tuple[str, str], .
             tags.parse_srwt(text)
         except tags.TagError as err:
             return str(err)
-    return Label(task, text, args)  # (args in Label.make's sorted order)
+    return task, text, args  # (args in Label.make's sorted order)
 
 
 _SEP, _ALTSEP = os.sep, os.altsep
@@ -223,8 +229,10 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
     """One record per (split, audio) of the manifest ``root``; bad rows are rejects."""
     base, name, files = str(root.parent), root.name, FileIndex()
     prompts: set[tuple[str, tuple[str, ...]]] = set()
-    #: (split, audio) -> [key, language, line, path, label, label, ...]
-    samples: dict[tuple[str, str], list[Any]] = {}
+    #: (split, audio) -> (key, language, line, path, label, label, ...), each label as
+    #: (task, target, args): strings and tuples only, which the garbage collector stops
+    #: tracking (every sample is held until the file has been read)
+    samples: dict[tuple[str, str], tuple[Any, ...]] = {}
     normpath, sep, altsep = os.path.normpath, os.sep, os.altsep
     sep_dot, sep_sep = sep + ".", sep + sep
     prefix = base if not base or base.endswith(sep) else base + sep  # os.path.join's
@@ -254,15 +262,15 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
             key = source_key(str(given)) if given else source_key(
                 audio, readable=_without_ext(audio))
         if sample is None:
-            samples[(split, audio)] = [key, lang, line, path, label]
+            samples[(split, audio)] = (key, lang, line, path, label)
         elif sample[1] != lang:
             yield Reject(INFO.name, split, name, f"language {lang!r} differs from "
                          f"{sample[1]!r} of an earlier row on {audio}", line=line)
         else:
-            sample.append(label)
+            samples[(split, audio)] = (*sample, label)
     for (split, audio), (key, lang, line, path, *labels) in samples.items():
-        tasks_of = {lb.task for lb in labels}
-        yield Record(INFO.name, split, key, path, audio, lang, tuple(labels),
+        tasks_of = {task for task, _, _ in labels}
+        yield Record(INFO.name, split, key, path, audio, lang, tuple(starmap(Label, labels)),
                      "asr" in tasks_of and "srwt" not in tasks_of, (), name, line)
 
 
