@@ -2,15 +2,16 @@
 Lhotse, which imports torch: seconds), for :mod:`dataset_recipes.lhotse_manifests`.
 
 :func:`read_plain` reads a manifest as :func:`lhotse.load_manifest` reads it (Lhotse's
-``load_jsonl``: text in the locale's encoding, universal newlines, one :func:`json.loads`
-per line) and gives each line as a :class:`Recording` or :class:`Supervision` tuple with
-the attributes of Lhotse's ``Recording`` / ``SupervisionSegment`` that the recipe reads, but
-only where every line is an object in the plain form Lhotse writes, the form its
-``from_dict`` takes as it is (:func:`plain_recording`, :func:`plain_supervision`).  For any
-other manifest (a line that is not JSON, a transform, a video source, an old alignment
-format, nested custom fields, an unknown field...) it answers ``None`` and the recipe
-reads the file with Lhotse as before, so both ways give the same records, rejects and
-errors (``tests/test_recipe_lhotse_plain.py`` compares them).
+``load_jsonl``: text in the locale's encoding, universal newlines, each line decoded with
+orjson where it is installed and reads the line, else with :func:`json.loads`) and gives
+each line as a :class:`Recording` or :class:`Supervision` tuple with the attributes of
+Lhotse's ``Recording`` / ``SupervisionSegment`` that the recipe reads, but only where every
+line is an object in the plain form Lhotse writes, the form its ``from_dict`` takes as it
+is (:func:`plain_recording`, :func:`plain_supervision`).  For any other manifest (a line
+that is not JSON, a transform, a video source, an old alignment format, nested custom
+fields, an unknown field...) it answers ``None`` and the recipe reads the file with Lhotse
+as before, so both ways give the same records, rejects and errors
+(``tests/test_recipe_lhotse_plain.py`` compares them).
 
 Tuples of strings and numbers cost little memory, and the garbage collector stops
 tracking them; Lhotse's objects cost it most of the parse.
@@ -24,6 +25,11 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
+
+try:  # Lhotse decodes manifest lines with orjson when it is installed
+    import orjson
+except ImportError:  # pragma: no cover - orjson is in requirements.lock
+    orjson = None
 
 
 class Source(NamedTuple):
@@ -131,16 +137,30 @@ def plain_supervision(d: Any) -> Supervision:
                         d.get("language"), alignment)
 
 
+_json_decode = json.JSONDecoder().decode  # json.loads without its per-call checks
+
+
+def decode_line(line: str) -> Any:
+    """A manifest line decoded as Lhotse's ``decode_json_line`` decodes it: with orjson
+    where orjson is installed and reads the line, else with :func:`json.loads` (which
+    raises where neither reads it)."""
+    if orjson is not None:
+        try:
+            return orjson.loads(line)
+        except Exception:  # noqa: BLE001 - Lhotse's bare except: json decides
+            pass
+    return _json_decode(line)
+
+
 def read_plain(path: Path, plain: Callable[[Any], Any]) -> list[tuple[int, Any]] | None:
     """``(line, plain(decoded line))`` of every line of a manifest, read as Lhotse's
-    ``load_jsonl`` reads it (text in the locale's encoding, universal newlines, one
-    :func:`json.loads` per line); ``None`` when any line is not plain or anything fails
+    ``load_jsonl`` reads it (text in the locale's encoding, universal newlines, each line
+    decoded by :func:`decode_line`); ``None`` when any line is not plain or anything fails
     (Lhotse then reads the file, as it did before)."""
     if _SPECIAL_PATH.search(str(path)):
         return None
-    decode = json.JSONDecoder().decode  # json.loads without its per-call checks
     try:
         with gzip.open(path, "rt") if path.suffix == ".gz" else open(path) as f:
-            return [(n, plain(decode(line))) for n, line in enumerate(f, 1)]
+            return [(n, plain(decode_line(line))) for n, line in enumerate(f, 1)]
     except Exception:  # noqa: BLE001 - not plain or not readable: Lhotse decides
         return None
