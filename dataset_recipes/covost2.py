@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from itertools import starmap
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +83,11 @@ INFO = CorpusInfo(
 )
 
 
-#: A clip of the CoVoST pairs: ``[split, line, pair TSV (relative to the root), language
-#: token, S2TT label, ...]``
-#: (its ASR label is made with its record).
-_Clip = list[Any]
+#: A clip of the CoVoST pairs: ``(split, line, pair TSV (relative to the root), language
+#: token, S2TT label, ...)``, each S2TT label as its ``(task, target, args)`` and the ASR
+#: label made with the record: strings and tuples only, which the garbage collector stops
+#: tracking (every clip is held until all pairs are read).
+_Clip = tuple[Any, ...]
 
 
 def _lang_dirs(root: Path) -> list[Path]:
@@ -183,11 +185,8 @@ def _pair(tsv: Path, root: Path, sentences: dict[str, str], clips: dict[str, _Cl
                 reason = f"{name} is in split {split} here but {clip[0]} in another pair"  # type: ignore[index]
             yield Reject(INFO.name, split or "unknown", src_rel, reason, line=n)
             continue
-        label = Label("s2tt", " ".join(row[itrans].split()), s2tt_args)
-        if clip is None:
-            clips[name] = [split, n, src_rel, lang, label]
-        else:
-            clip.append(label)
+        s2tt = ("s2tt", " ".join(row[itrans].split()), s2tt_args)
+        clips[name] = (split, n, src_rel, lang, s2tt) if clip is None else (*clip, s2tt)
 
 
 def _language(folder: Path, root: Path) -> Iterator[Record | Reject]:
@@ -216,7 +215,8 @@ def _language(folder: Path, root: Path) -> Iterator[Record | Reject]:
             args = asr_args[lang] = (("lang", lang),)
         yield Record(INFO.name, split, source_key(stem(name)), mp3s.audio(name),
                      mp3s.source(name), lang,
-                     (Label("asr", asr_text(sentences[name], lang), args), *s2tt),
+                     (Label("asr", asr_text(sentences[name], lang), args),
+                      *starmap(Label, s2tt)),
                      False, (), listing, line)
 
 
