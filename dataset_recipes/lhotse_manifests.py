@@ -11,13 +11,12 @@ One supervision line: ``{"id": "1272-128104-0000", "recording_id": "1272-128104-
 "start": 0.0, "duration": 5.855, "channel": 0, "text": "MISTER QUILTER ...",
 "language": "English", "speaker": "1272"}``
 
-Manifests are read as :func:`lhotse.load_manifest` reads them (each line of the text
-decoded with :func:`json.loads`), without importing Lhotse (and torch, seconds) when every
-line is an object of the plain form Lhotse writes (see :func:`plain_recording` and
-:func:`plain_supervision`): those become light tuples with the attributes of Lhotse's
-objects.  A manifest with any other line (a transform, a video source, an old alignment
-format, a line that is not JSON...) is read with :func:`lhotse.load_manifest` as before,
-so both ways give the same records and rejects.  Each supervision gives one record
+Manifests are read as :func:`lhotse.load_manifest` reads them: as light tuples with the
+attributes of Lhotse's objects, without importing Lhotse (and torch, seconds), where every
+line is in the plain form Lhotse writes (:mod:`dataset_recipes.lhotse_plain`), else with
+:func:`lhotse.load_manifest` itself (a transform, a video source, an old alignment format,
+a line that is not JSON...); both ways give the same records and rejects.  Each
+supervision gives one record
 with an ASR label (released ASR prompt, audio language from ``language``: a code such as
 ``en`` or a name such as ``English``; a language without a Qwen-Audio token is a reject
 naming it).  Target style: the prompt's ``<|wo_itn|>`` asks for spoken form, so the text
