@@ -15,18 +15,19 @@ Manifests are read as :func:`lhotse.load_manifest` reads them: as light tuples w
 attributes of Lhotse's objects, without importing Lhotse (and torch, seconds), where every
 line is in the plain form Lhotse writes (:mod:`dataset_recipes.lhotse_plain`), else with
 :func:`lhotse.load_manifest` itself (a transform, a video source, an old alignment format,
-a line that is not JSON...); both ways give the same records and rejects.  Each
-supervision gives one record
-with an ASR label (released ASR prompt, audio language from ``language``: a code such as
-``en`` or a name such as ``English``; a language without a Qwen-Audio token is a reject
-naming it).  Target style: the prompt's ``<|wo_itn|>`` asks for spoken form, so the text
-goes through :func:`pipeline.tags.spoken_form` (``MISTER QUILTER.`` -> ``mister quilter``:
-lower case, punctuation removed, apostrophes inside words and digits kept, no spaces in
-Chinese/Japanese); the SRWT words get the same treatment (a word left empty is dropped).
-When the supervision has word alignments, the SRWT target is written from
-them here (pause symbols such as ``""``, ``<eps>``, ``sil``, ``<sil>`` are gaps, and gaps
-over 0.2 s become ``<|sil|>``) and the alignment stage is skipped (``align=False``);
-otherwise ``align=True`` lets the alignment stage add SRWT when it is enabled.
+a line that is not JSON...); both ways give the same records and rejects.
+
+Each supervision gives one record with an ASR label (released ASR prompt, audio language
+from ``language``: a code such as ``en`` or a name such as ``English``; a language without
+a Qwen-Audio token is a reject naming it).  Target style: the prompt's ``<|wo_itn|>`` asks
+for spoken form, so the text goes through :func:`pipeline.tags.spoken_form` (``MISTER
+QUILTER.`` -> ``mister quilter``: lower case, punctuation removed, apostrophes inside
+words and digits kept, no spaces in Chinese/Japanese); the SRWT words get the same
+treatment (a word left empty is dropped).  When the supervision has word alignments, the
+SRWT target is written from them here (pause symbols such as ``""``, ``<eps>``, ``sil``,
+``<sil>`` are gaps, and gaps over 0.2 s become ``<|sil|>``) and the alignment stage is
+skipped (``align=False``); otherwise ``align=True`` lets the alignment stage add SRWT when
+it is enabled.
 
 Audio: the record's audio is the recording's file, so only supervisions that cover their
 whole recording (start 0, duration within 0.05 s of the recording's) are used.  A
