@@ -20,9 +20,9 @@ a line that is not JSON...); both ways give the same records and rejects.
 Each supervision gives one record with an ASR label (released ASR prompt, audio language
 from ``language``: a code such as ``en`` or a name such as ``English``; a language without
 a Qwen-Audio token is a reject naming it).  Target style: the prompt's ``<|wo_itn|>`` asks
-for spoken form, so the text goes through :func:`pipeline.tags.spoken_form` (``MISTER
-QUILTER.`` -> ``mister quilter``: lower case, punctuation removed, apostrophes inside
-words and digits kept, no spaces in Chinese/Japanese); the SRWT words get the same
+for spoken form, so the text goes through :func:`pipeline.tags.spoken_form`
+(``MISTER QUILTER.`` -> ``mister quilter``: lower case, punctuation removed, apostrophes
+inside words and digits kept, no spaces in Chinese/Japanese); the SRWT words get the same
 treatment (a word left empty is dropped).  When the supervision has word alignments, the
 SRWT target is written from them here (pause symbols such as ``""``, ``<eps>``, ``sil``,
 ``<sil>`` are gaps, and gaps over 0.2 s become ``<|sil|>``) and the alignment stage is
