@@ -27,7 +27,8 @@ FAST_ITEMS = {"gtzan": 1_000, "cochlscene": 4_000, "lhotse": 4_000}
 DEFAULT_FAST_ITEMS = 10_000
 SLOW_ITEMS = 100_000
 #: Least items per CPU second: linear parsing keeps it even on a loaded machine (the
-#: slowest recipe, Lhotse, parses ~7,000/s there), quadratic parsing falls far below.
+#: slowest recipe, GTZAN, which opens every clip, parses ~11,000/s on a quiet one),
+#: quadratic parsing falls far below.
 MIN_RATE = 2_000
 #: Most a 4 times larger corpus may cost: 16 for quadratic parsing, 4 for linear; the
 #: margin absorbs the noise of a shared machine.
