@@ -71,11 +71,14 @@ def rel(path: Path, root: Path) -> str:
         return str(path)
 
 
+_SEP, _ALTSEP = os.sep, os.altsep
+
+
 def stem(name: str) -> str:
     """A file name without folder and extension (``Path(name).stem``, without pathlib)."""
-    if os.sep not in name and (os.altsep is None or os.altsep not in name):
-        dot = name.rfind(".")  # os.path.splitext's answer when the name before it is no dots
-        if dot > 0 and name[:dot].strip("."):
+    if _SEP not in name and not (_ALTSEP and _ALTSEP in name):
+        dot = name.rfind(".")  # os.path.splitext's answer when the name starts with no dot
+        if dot > 0 and name[0] != ".":
             return name[:dot]
         if dot < 0:
             return name
@@ -89,13 +92,13 @@ class Folder:
 
     def __init__(self, path: Path, root: Path) -> None:
         self.path = Path(path)
-        self._abs = str(self.path)
+        self._abs = str(self.path) + os.sep
         base = rel(self.path, root)
         self._rel = "" if base == "." else base + os.sep
 
     def audio(self, name: str) -> str:
         """``<folder>/<name>`` as a string."""
-        return f"{self._abs}{os.sep}{name}"
+        return f"{self._abs}{name}"
 
     def source(self, name: str) -> str:
         """``<folder>/<name>`` relative to the corpus root."""
