@@ -141,7 +141,7 @@ def _json_row(line: str) -> dict[str, Any] | str:
     except orjson.JSONDecodeError:
         row = None
     if row.__class__ is dict:
-        for value in row.values():  # type: ignore[union-attr]
+        for value in row.values():
             if value.__class__ is not str:
                 row = None
                 break
@@ -228,7 +228,7 @@ def _without_ext(path: str) -> str:
 def prepare(root: Path) -> Iterator[Record | Reject]:
     """One record per (split, audio) of the manifest ``root``; bad rows are rejects."""
     base, name, files = str(root.parent), root.name, FileIndex()
-    prompts: set[tuple[str, tuple[str, ...]]] = set()
+    prompts: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
     #: (split, audio) -> (key, language, line, path, label, label, ...), each label as
     #: (task, target, args): strings and tuples only, which the garbage collector stops
     #: tracking (every sample is held until the file has been read)
@@ -237,12 +237,12 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
     sep_dot, sep_sep = sep + ".", sep + sep
     prefix = base if not base or base.endswith(sep) else base + sep  # os.path.join's
     for line, row in _rows(root):
-        if row.__class__ is str:
-            yield Reject(INFO.name, "unknown", name, row, line=line)  # type: ignore[arg-type]
+        if isinstance(row, str):
+            yield Reject(INFO.name, "unknown", name, row, line=line)
             continue
         split, label = str(row.get("split") or "train"), _label(row, prompts)
-        if label.__class__ is str:
-            yield Reject(INFO.name, split, name, label, line=line)  # type: ignore[arg-type]
+        if isinstance(label, str):
+            yield Reject(INFO.name, split, name, label, line=line)
             continue
         audio = row["audio"]
         if audio.__class__ is not str:

@@ -108,7 +108,7 @@ def target(entry: dict[str, Any]) -> str:
     if not entry.keys() >= _FIELD_SET:
         raise ValueError(f"missing field(s) {[f for f in _FIELDS if f not in entry]}")
     pitch, velocity = entry["pitch"], entry["velocity"]
-    if pitch.__class__ is not int or not 0 <= pitch <= 127:  # (a JSON number: an int)
+    if pitch.__class__ is not int or not 0 <= pitch <= 127:  # (else the general check)
         _midi("pitch", pitch)
     if velocity.__class__ is not int or not 0 <= velocity <= 127:
         _midi("velocity", velocity)
