@@ -48,7 +48,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from itertools import starmap
 from pathlib import Path
 from typing import Any
 
@@ -158,15 +157,16 @@ if any(list(names) != sorted(names) for names in _ARGS.values()):
     raise AssertionError("each task's argument names must be sorted, as Label.make's are")
 
 
-#: A label as ``(task, target, args)``, the arguments of :class:`Label`.
-_LabelArgs = tuple[str, str, tuple[tuple[str, str], ...]]
+#: A label's prompt arguments, and the label as ``(task, target, args)``: those of
+#: :class:`Label`.
+_Args = tuple[tuple[str, str], ...]
+_LabelArgs = tuple[str, str, _Args]
 
 
-def _label(row: dict[str, Any], prompts: set[tuple[str, tuple[tuple[str, str], ...]]]
-           ) -> _LabelArgs | str:
+def _label(row: dict[str, Any], prompts: dict[tuple[str, _Args], _Args]) -> _LabelArgs | str:
     """The row's label as ``(task, target, args)``, or why it is unusable (checked as the
     build will check it).  ``prompts``: the (task, arguments) whose prompt was already
-    built without error."""
+    built without error, each to one shared ``args`` tuple."""
     get = row.get
     task = get("task", "")
     text = row["text"] if "text" in row else get("label", "")
@@ -200,18 +200,19 @@ def _label(row: dict[str, Any], prompts: set[tuple[str, tuple[tuple[str, str], .
         text = " ".join(text.split())
     # tags.make_entry's checks: an empty target, tokens (none without '<' or the pad's
     # '['), then the prompt (the same for the same task and arguments)
-    if "<" in text or "[" in text or (task, args) not in prompts:
+    known = prompts.get((task, args))
+    if known is None or "<" in text or "[" in text:
         try:
             tags.make_entry(task, text, **dict(args))
         except tags.TagError as err:
             return str(err)
-        prompts.add((task, args))
+        known = prompts.setdefault((task, args), args)
     if task == "srwt":
         try:
             tags.parse_srwt(text)
         except tags.TagError as err:
             return str(err)
-    return task, text, args  # (args in Label.make's sorted order)
+    return task, text, known  # (args in Label.make's sorted order)
 
 
 _SEP, _ALTSEP = os.sep, os.altsep
@@ -228,10 +229,11 @@ def _without_ext(path: str) -> str:
 def prepare(root: Path) -> Iterator[Record | Reject]:
     """One record per (split, audio) of the manifest ``root``; bad rows are rejects."""
     base, name, files = str(root.parent), root.name, FileIndex()
-    prompts: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
-    #: (split, audio) -> (key, language, line, path, label, label, ...), each label as
-    #: (task, target, args): strings and tuples only, which the garbage collector stops
-    #: tracking (every sample is held until the file has been read)
+    prompts: dict[tuple[str, _Args], _Args] = {}
+    #: (split, audio) -> (key, language, line, path, task, target, args, task, ...): each
+    #: label as the arguments of Label, in one flat tuple of strings and shared argument
+    #: tuples, which the garbage collector stops tracking at its first collection (every
+    #: sample is held until the file has been read)
     samples: dict[tuple[str, str], tuple[Any, ...]] = {}
     normpath, sep, altsep = os.path.normpath, os.sep, os.altsep
     sep_dot, sep_sep = sep + ".", sep + sep
@@ -262,15 +264,16 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
             key = source_key(str(given)) if given else source_key(
                 audio, readable=_without_ext(audio))
         if sample is None:
-            samples[(split, audio)] = (key, lang, line, path, label)
+            samples[(split, audio)] = (key, lang, line, path, *label)
         elif sample[1] != lang:
             yield Reject(INFO.name, split, name, f"language {lang!r} differs from "
                          f"{sample[1]!r} of an earlier row on {audio}", line=line)
         else:
-            samples[(split, audio)] = (*sample, label)
+            samples[(split, audio)] = (*sample, *label)
     for (split, audio), (key, lang, line, path, *labels) in samples.items():
-        tasks_of = {task for task, _, _ in labels}
-        yield Record(INFO.name, split, key, path, audio, lang, tuple(starmap(Label, labels)),
+        tasks_of = labels[::3]
+        yield Record(INFO.name, split, key, path, audio, lang,
+                     tuple(Label(*labels[i:i + 3]) for i in range(0, len(labels), 3)),
                      "asr" in tasks_of and "srwt" not in tasks_of, (), name, line)
 
 
