@@ -83,6 +83,7 @@ INFO = CorpusInfo(
 )
 _FIELDS = ("note_str", "pitch", "velocity", "instrument_family_str", "qualities_str")
 _FIELD_SET = frozenset(_FIELDS)
+_QUALITY_SET = frozenset(QUALITIES)
 
 
 def _is_root(path: Path) -> bool:
@@ -116,7 +117,11 @@ def target(entry: dict[str, Any]) -> str:
     if family not in FAMILIES:
         raise ValueError(f"unknown instrument family {family!r}; known: {', '.join(FAMILIES)}")
     qualities = entry["qualities_str"]
-    if not isinstance(qualities, list) or not all(map(QUALITIES.__contains__, qualities)):
+    try:
+        known = isinstance(qualities, list) and _QUALITY_SET.issuperset(qualities)
+    except TypeError:  # an unhashable element (a JSON list or object) is no quality name
+        known = False
+    if not known:
         raise ValueError(f"unknown sonic quality in {qualities!r}; known: {', '.join(QUALITIES)}")
     sonic = ", ".join(qualities) if qualities else NO_QUALITY
     return (f"<|pitch|><|midi_pitch_{pitch}|><|velocity|><|midi_velocity_{velocity}|>"
