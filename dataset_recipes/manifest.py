@@ -272,9 +272,15 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
             samples[(split, audio)] = (*sample, *label)
     for (split, audio), (key, lang, line, path, *labels) in samples.items():
         tasks_of = labels[::3]
-        yield Record(INFO.name, split, key, path, audio, lang,
-                     tuple(Label(*labels[i:i + 3]) for i in range(0, len(labels), 3)),
+        yield Record(INFO.name, split, key, path, audio, lang, _labels(labels),
                      "asr" in tasks_of and "srwt" not in tasks_of, (), name, line)
+
+
+def _labels(flat: list[Any]) -> tuple[Label, ...]:
+    """The labels of a sample's flat ``task, target, args, task, ...`` fields."""
+    if len(flat) == 3:  # (most samples have one)
+        return (Label(*flat),)
+    return tuple(Label(*flat[i:i + 3]) for i in range(0, len(flat), 3))
 
 
 def make_sample(target: Path) -> Path:
