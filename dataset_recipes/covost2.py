@@ -214,11 +214,10 @@ def _language(folder: Path, root: Path) -> Iterator[Record | Reject]:
         args = asr_args.get(lang)
         if args is None:
             args = asr_args[lang] = (("lang", lang),)
+        asr = Label("asr", asr_text(sentences[name], lang), args)
+        labels = (asr, Label(*s2tt[0])) if len(s2tt) == 1 else (asr, *starmap(Label, s2tt))
         yield Record(INFO.name, split, source_key(stem(name)), mp3s.audio(name),
-                     mp3s.source(name), lang,
-                     (Label("asr", asr_text(sentences[name], lang), args),
-                      *starmap(Label, s2tt)),
-                     False, (), listing, line)
+                     mp3s.source(name), lang, labels, False, (), listing, line)
 
 
 def prepare(root: Path) -> Iterator[Record | Reject]:
