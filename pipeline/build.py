@@ -286,7 +286,7 @@ def run_builds(plans: Sequence[BuildPlan], *, runner: str = "auto", workers: int
             if done is not None:
                 done(plans[i], reports[i])
 
-        if todo:
+        if todo and runner == "local":
             drawer.start()  # its imports overlap the shard writing
         for i, plan in enumerate(plans):
             if not plan.todo:
@@ -299,6 +299,9 @@ def run_builds(plans: Sequence[BuildPlan], *, runner: str = "auto", workers: int
 
                 runs = run_ray(todo, [(p.out_dir, p.options) for p in plans], workers)
             for i, part in runs:
+                # on Ray: once Ray is up (the first part comes back after ray.init), so
+                # that matplotlib's import does not compete with Ray's start for the CPUs
+                drawer.start()
                 plans[i].parts[part["name"]] = part
                 bars.update(i, part, sizes[(i, part["name"])])
                 left[i] -= 1
