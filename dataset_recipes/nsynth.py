@@ -82,7 +82,6 @@ INFO = CorpusInfo(
     "with no quality gets '<|sonic|>none' (documented choice).",
 )
 _FIELDS = ("note_str", "pitch", "velocity", "instrument_family_str", "qualities_str")
-_FIELD_SET = frozenset(_FIELDS)
 _QUALITY_SET = frozenset(QUALITIES)
 
 
@@ -106,17 +105,18 @@ def _midi(name: str, value: Any) -> None:
 def target(entry: dict[str, Any]) -> str:
     """The note-analysis target of one ``examples.json`` entry; ``ValueError`` says what is
     wrong with an entry that cannot make one."""
-    if not entry.keys() >= _FIELD_SET:
-        raise ValueError(f"missing field(s) {[f for f in _FIELDS if f not in entry]}")
-    pitch, velocity = entry["pitch"], entry["velocity"]
+    try:
+        pitch, velocity = entry["pitch"], entry["velocity"]
+        family, qualities = entry["instrument_family_str"], entry["qualities_str"]
+        entry["note_str"]
+    except KeyError:
+        raise ValueError(f"missing field(s) {[f for f in _FIELDS if f not in entry]}") from None
     if pitch.__class__ is not int or not 0 <= pitch <= 127:  # (else the general check)
         _midi("pitch", pitch)
     if velocity.__class__ is not int or not 0 <= velocity <= 127:
         _midi("velocity", velocity)
-    family = entry["instrument_family_str"]
     if family not in FAMILIES:
         raise ValueError(f"unknown instrument family {family!r}; known: {', '.join(FAMILIES)}")
-    qualities = entry["qualities_str"]
     try:
         known = isinstance(qualities, list) and _QUALITY_SET.issuperset(qualities)
     except TypeError:  # an unhashable element (a JSON list or object) is no quality name
@@ -156,7 +156,11 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
     try:
         for line, key, entry, start, end in json_members(text):
             try:
-                add((line, key, _check(key, entry, text[start:end] if dirty else None), True))
+                if dirty or entry.__class__ is not dict or entry.get("note_str", key) != key:
+                    label = _check(key, entry, text[start:end] if dirty else None)
+                else:  # what _check would find fine, without its call
+                    label = target(entry)
+                add((line, key, label, True))
             except ValueError as err:
                 add((line, key, str(err), False))
     except json.JSONDecodeError as err:
@@ -166,6 +170,10 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
     del text
     audio, rejects, listed = file_names(audio_dir), Rejects(INFO.name, root), set()
     folder, recipe = Folder(audio_dir, root), INFO.name
+    audio_path, source_path = folder.audio, folder.source
+    # One labels tuple per distinct target (labels are frozen): notes of one instrument
+    # family, pitch, velocity and qualities share it, which saves making and keeping one.
+    labels: dict[str, tuple[Label]] = {}
     for line, key, label, ok in checked:
         name = f"{key}.wav"
         listed.add(name)
@@ -175,8 +183,11 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
         if name not in audio:
             yield rejects.missing(split, audio_dir / name, path, line)
             continue
-        yield Record(recipe, split, source_key(key), folder.audio(name), folder.source(name),
-                     "unknown", (Label("mna", label),), False, (), src, line)
+        shared = labels.get(label)
+        if shared is None:
+            shared = labels[label] = (Label("mna", label),)
+        yield Record(recipe, split, source_key(key), audio_path(name), source_path(name),
+                     "unknown", shared, False, (), src, line)
     yield from rejects.unlisted(split, (audio_dir / n for n in sorted(audio) if
                                         n.endswith(".wav")), listed,
                                 "audio file has no entry in examples.json")
