@@ -29,7 +29,7 @@ from dataset_recipes.common import (
     Rejects,
     file_names,
     find_root,
-    read_csv_rows,
+    read_csv_fields,
     rel,
     source_key,
     stem,
@@ -84,19 +84,32 @@ def locate(raw: Path) -> Path:
     return find_root(raw, INFO, _is_root, ("clotho", "Clotho"))
 
 
+def _collapse(text: str) -> str:
+    """``" ".join(text.split())``: runs of whitespace as one space, none at either end.
+    A printable text holds no whitespace but the space (every other whitespace
+    character is unprintable), so one without two spaces in a row or a space at an end
+    is its own answer, found without splitting it."""
+    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text
+    return " ".join(text.split())
+
+
 def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
     csv_path = root / f"clotho_captions_{split}.csv"
     src, audio = rel(csv_path, root), file_names(root / split)
     rejects, folder = Rejects(INFO.name, root), Folder(root / split, root)
-    for item in read_csv_rows(csv_path, root, INFO.name, split, ("file_name",)):
+    columns, rows = read_csv_fields(csv_path, root, INFO.name, split, ("file_name",))
+    name_at = columns["file_name"]
+    captions_at = [(col, columns.get(col)) for col in CAPTIONS]  # (None: no such column)
+    for item in rows:
         if isinstance(item, Reject):
             yield item
             continue
-        line, row = item
-        name = row["file_name"].strip()
+        line, fields = item
+        name = fields[name_at].strip()
         labels = []
-        for col in CAPTIONS:
-            caption = " ".join((row.get(col) or "").split())
+        for col, at in captions_at:
+            caption = _collapse(fields[at]) if at is not None else ""
             if caption:
                 labels.append(Label("aac", caption))  # (Label.make's, no arguments)
             else:

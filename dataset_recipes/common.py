@@ -166,6 +166,15 @@ def read_csv_rows(path: Path, root: Path, recipe: str, split: str,
                                    delimiter, encoding)
 
 
+def read_csv_fields(path: Path, root: Path, recipe: str, split: str,
+                    required: tuple[str, ...], delimiter: str = ",", encoding: Encoding = UTF8
+                    ) -> tuple[dict[str, int], Iterator[tuple[int, list[str]] | Reject]]:
+    """:func:`dataset_recipes.textfiles.read_csv_fields` with rejects naming ``path``
+    relative to the corpus ``root``."""
+    return textfiles.read_csv_fields(path, rel(path, root), recipe, split, required,
+                                     delimiter, encoding)
+
+
 @dataclass(frozen=True)
 class Rejects:
     """The rejects every recipe writes, for one recipe and corpus root: each names the

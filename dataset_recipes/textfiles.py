@@ -207,14 +207,10 @@ def csv_records(path: Path, encoding: Encoding = UTF8, **fmt: Any
             yield start, fields, state["bad"]
 
 
-def read_csv_rows(path: Path, src: str, recipe: str, split: str, required: tuple[str, ...],
-                  delimiter: str = ",", encoding: Encoding = UTF8
-                  ) -> Iterator[tuple[int, dict[str, str]] | Reject]:
-    """Yield ``(line the record starts on, row)`` for each data row, or a reject for a row
-    that is malformed (wrong field count, a required field empty, bytes not in the
-    corpus's encoding).  A file lacking a required column raises :class:`InputError`
-    naming the file and the columns it has."""
-    records = csv_records(path, encoding, delimiter=delimiter)
+def _csv_header(path: Path, records: Iterator[tuple[int, list[str], str | None]],
+                required: tuple[str, ...]) -> list[str]:
+    """The header of a CSV file read by :func:`csv_records` (its first record), which
+    must hold the ``required`` columns."""
     header: list[str] = []
     for n, fields, bad in records:
         if bad is not None:
@@ -225,6 +221,49 @@ def read_csv_rows(path: Path, src: str, recipe: str, split: str, required: tuple
     if missing:
         raise InputError(f"{path}: missing column(s) {missing}; found {header}. "
                          "Is this the official file, unmodified?")
+    return header
+
+
+def read_csv_fields(path: Path, src: str, recipe: str, split: str, required: tuple[str, ...],
+                    delimiter: str = ",", encoding: Encoding = UTF8
+                    ) -> tuple[dict[str, int], Iterator[tuple[int, list[str]] | Reject]]:
+    """:func:`read_csv_rows` with each row as its list of fields: the header is read at
+    once and returned as ``{column: index}`` (of a column's last occurrence, the field
+    a row dict would hold), with the rows and rejects :func:`read_csv_rows` gives.  For
+    recipes that read a few columns of many rows, without building a dict per row."""
+    records = csv_records(path, encoding, delimiter=delimiter)
+    header = _csv_header(path, records, required)
+    columns = {c: i for i, c in enumerate(header)}
+    return columns, _csv_field_rows(records, src, recipe, split, required, header, columns)
+
+
+def _csv_field_rows(records: Iterator[tuple[int, list[str], str | None]], src: str,
+                    recipe: str, split: str, required: tuple[str, ...], header: list[str],
+                    columns: dict[str, int]) -> Iterator[tuple[int, list[str]] | Reject]:
+    required_at = [(c, columns[c]) for c in required]
+    for n, fields, bad in records:
+        if bad is not None:
+            yield Reject(recipe, split, src, bad, line=n)
+        elif len(fields) != len(header):
+            yield Reject(recipe, split, src, f"malformed row: expected {len(header)} fields",
+                         line=n)
+        else:
+            empty = [c for c, i in required_at if not fields[i].strip()]
+            if empty:
+                yield Reject(recipe, split, src, f"empty field(s) {empty}", line=n)
+            else:
+                yield n, fields
+
+
+def read_csv_rows(path: Path, src: str, recipe: str, split: str, required: tuple[str, ...],
+                  delimiter: str = ",", encoding: Encoding = UTF8
+                  ) -> Iterator[tuple[int, dict[str, str]] | Reject]:
+    """Yield ``(line the record starts on, row)`` for each data row, or a reject for a row
+    that is malformed (wrong field count, a required field empty, bytes not in the
+    corpus's encoding).  A file lacking a required column raises :class:`InputError`
+    naming the file and the columns it has."""
+    records = csv_records(path, encoding, delimiter=delimiter)
+    header = _csv_header(path, records, required)
     for n, fields, bad in records:
         if bad is not None:
             yield Reject(recipe, split, src, bad, line=n)
