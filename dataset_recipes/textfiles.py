@@ -234,12 +234,16 @@ def read_csv_fields(path: Path, src: str, recipe: str, split: str, required: tup
     records = csv_records(path, encoding, delimiter=delimiter)
     header = _csv_header(path, records, required)
     columns = {c: i for i, c in enumerate(header)}
-    return columns, _csv_field_rows(records, src, recipe, split, required, header, columns)
+    return columns, _csv_rows(records, src, recipe, split, required, header, columns, False)
 
 
-def _csv_field_rows(records: Iterator[tuple[int, list[str], str | None]], src: str,
-                    recipe: str, split: str, required: tuple[str, ...], header: list[str],
-                    columns: dict[str, int]) -> Iterator[tuple[int, list[str]] | Reject]:
+def _csv_rows(records: Iterator[tuple[int, list[str], str | None]], src: str, recipe: str,
+              split: str, required: tuple[str, ...], header: list[str],
+              columns: dict[str, int], as_dict: bool
+              ) -> Iterator[tuple[int, list[str] | dict[str, str]] | Reject]:
+    """The data rows of a CSV file (as field lists, or as ``{column: field}`` dicts) and
+    the rejects of :func:`read_csv_rows`.  ``columns[c]`` is the index of column ``c``'s
+    last occurrence, the field a row dict holds."""
     required_at = [(c, columns[c]) for c in required]
     for n, fields, bad in records:
         if bad is not None:
@@ -252,7 +256,7 @@ def _csv_field_rows(records: Iterator[tuple[int, list[str], str | None]], src: s
             if empty:
                 yield Reject(recipe, split, src, f"empty field(s) {empty}", line=n)
             else:
-                yield n, fields
+                yield n, dict(zip(header, fields, strict=True)) if as_dict else fields
 
 
 def read_csv_rows(path: Path, src: str, recipe: str, split: str, required: tuple[str, ...],
@@ -264,19 +268,8 @@ def read_csv_rows(path: Path, src: str, recipe: str, split: str, required: tuple
     naming the file and the columns it has."""
     records = csv_records(path, encoding, delimiter=delimiter)
     header = _csv_header(path, records, required)
-    for n, fields, bad in records:
-        if bad is not None:
-            yield Reject(recipe, split, src, bad, line=n)
-        elif len(fields) != len(header):
-            yield Reject(recipe, split, src, f"malformed row: expected {len(header)} fields",
-                         line=n)
-        else:
-            row = dict(zip(header, fields, strict=True))
-            empty = [c for c in required if not row[c].strip()]
-            if empty:
-                yield Reject(recipe, split, src, f"empty field(s) {empty}", line=n)
-            else:
-                yield n, row
+    columns = {c: i for i, c in enumerate(header)}
+    yield from _csv_rows(records, src, recipe, split, required, header, columns, True)
 
 
 def read_json_text(path: Path) -> tuple[str, bool]:
