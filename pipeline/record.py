@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
@@ -22,7 +23,6 @@ __all__ = ["AUDIO_EXT", "FORMAT_VERSION", "KEY_RE", "META_EXT", "Label", "Record
 _KEY_BAD = re.compile(r"[^A-Za-z0-9_\-]")
 #: ``_KEY_BAD.sub("_", ...)`` of ASCII text as a ``bytes.translate`` table (one C pass).
 _KEY_ASCII = bytes(c if _KEY_BAD.match(chr(c)) is None else ord("_") for c in range(256))
-_set = object.__setattr__
 
 
 def sanitize_key(raw: str) -> str:
@@ -42,7 +42,7 @@ def sanitize_key(raw: str) -> str:
     return key
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Label:
     """One training target of a record, before tagging.
 
@@ -56,13 +56,13 @@ class Label:
     args: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, task: str, target: str, args: tuple[tuple[str, str], ...] = ()) -> None:
-        # The frozen dataclass's __init__ (one object.__setattr__ per field, which keeps the
-        # instance's compact attribute storage) without its two lookups per field: recipes
-        # make a label per item, millions of them.
-        s = _set
-        s(self, "task", task)
-        s(self, "target", target)
-        s(self, "args", args)
+        # The frozen dataclass's __init__ without its object.__setattr__ and two lookups per
+        # field: each field's slot is set through its descriptor (_LABEL_SLOTS, in field
+        # order); recipes make a label per item, millions of them.
+        s = _LABEL_SLOTS
+        s[0](self, task)
+        s[1](self, target)
+        s[2](self, args)
 
     @staticmethod
     def make(task: str, target: str, **args: str) -> Label:
@@ -75,7 +75,7 @@ class Label:
         return dict(self.args)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
     """One audio file of a corpus with all its labels.
 
@@ -106,18 +106,18 @@ class Record:
                  line: int | None = None) -> None:
         # The frozen dataclass's __init__, faster (see Label.__init__); the fields, their
         # order and defaults are checked against the class's at import.
-        s = _set
-        s(self, "recipe", recipe)
-        s(self, "split", split)
-        s(self, "key", key)
-        s(self, "audio", audio)
-        s(self, "source", source)
-        s(self, "language", language)
-        s(self, "labels", labels)
-        s(self, "align", align)
-        s(self, "meta", meta)
-        s(self, "listing", listing)
-        s(self, "line", line)
+        s = _RECORD_SLOTS
+        s[0](self, recipe)
+        s[1](self, split)
+        s[2](self, key)
+        s[3](self, audio)
+        s[4](self, source)
+        s[5](self, language)
+        s[6](self, labels)
+        s[7](self, align)
+        s[8](self, meta)
+        s[9](self, listing)
+        s[10](self, line)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe dict (used to ship records to Ray workers)."""
@@ -155,8 +155,16 @@ def _check_init(cls: type) -> None:
         raise TypeError(f"{cls.__name__}.__init__ takes {got}, but the fields are {want}")
 
 
+def _slot_setters(cls: type) -> tuple[Callable[[Any, Any], None], ...]:
+    """The ``__set__`` of each field's slot descriptor, in field order: what a frozen
+    slotted dataclass's ``object.__setattr__`` ends in, called directly."""
+    return tuple(cls.__dict__[f.name].__set__ for f in fields(cls))
+
+
 _check_init(Label)
 _check_init(Record)
+_LABEL_SLOTS = _slot_setters(Label)
+_RECORD_SLOTS = _slot_setters(Record)
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,8 @@ def test_record_and_label_init_as_the_dataclass() -> None:
         "language": "en", "labels": ({"task": "s2tt", "target": "hallo", "args": (
             ("src_lang", "en"), ("tgt_lang", "de"))},), "align": False, "meta": (),
         "listing": "l.tsv", "line": 3}
-    assert [f.name for f in fields(Record)] == list(vars(record))
+    assert [f.name for f in fields(Record)] == list(Record.__slots__)
+    assert not hasattr(record, "__dict__")  # slots: 120 bytes a record, no dict
     assert pickle.loads(pickle.dumps(record)) == record
     assert hash(Record.from_json(record.to_json())) == hash(record)
     assert replace(record, key="z").key == "z"
