@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from dataset_recipes import textfiles
 from dataset_recipes.textfiles import UTF8, Encoding
+from pipeline.format import KEY_RE
 from pipeline.recipe import CorpusInfo, SplitRole, not_found
 from pipeline.record import Reject, sanitize_key
 
@@ -21,7 +21,7 @@ SAMPLES_DIR = Path(__file__).parent / "samples"
 #: Hex digits of the hash that :func:`source_key` appends to a sanitized name.
 KEY_HASH_DIGITS = 8
 #: Whether a name is key-safe as it is (nothing :func:`~pipeline.record.sanitize_key` changes).
-_IS_KEY = re.compile(r"[A-Za-z0-9_\-]+").fullmatch
+_IS_KEY = KEY_RE.fullmatch
 
 
 class RoleByName(dict):  # type: ignore[type-arg]

@@ -156,11 +156,7 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
     try:
         for line, key, entry, start, end in json_members(text):
             try:
-                if dirty or entry.__class__ is not dict or entry.get("note_str", key) != key:
-                    label = _check(key, entry, text[start:end] if dirty else None)
-                else:  # what _check would find fine, without its call
-                    label = target(entry)
-                add((line, key, label, True))
+                add((line, key, _check(key, entry, text[start:end] if dirty else None), True))
             except ValueError as err:
                 add((line, key, str(err), False))
     except json.JSONDecodeError as err:

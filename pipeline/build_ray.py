@@ -48,7 +48,11 @@ def write_task(out_dir: str, options: str, spec_json: str, digest: str) -> dict[
     alignment model loads once per worker, and only when a record needs it.  A writer's
     exception comes back as the shard's crash part, so one bad shard never stops the job.
     """
-    spec = ShardSpec.from_json(json.loads(spec_json))
+    return _write(out_dir, options, ShardSpec.from_json(json.loads(spec_json)), digest)
+
+
+def _write(out_dir: str, options: str, spec: ShardSpec, digest: str) -> dict[str, Any]:
+    """:func:`write_task` of a spec this process already holds."""
     try:
         if options not in _MAKERS:
             _MAKERS[options] = SampleMaker(BuildOptions(**json.loads(options)))
@@ -132,7 +136,8 @@ class _DriverWriter(threading.Thread):
     Starting Ray's processes takes 4-5 s on 2 cores, most of it spent by the driver
     waiting for them; this thread takes shards off the front of the queue meanwhile.  Once
     Ray is up it finishes the shard it holds and stops; Ray's tasks take the rest.  A shard
-    is the same bytes whichever process writes it (:func:`write_task` runs here as there).
+    is the same bytes whichever process writes it (:func:`write_task`'s writer runs here
+    as there).
     """
 
     def __init__(self, waiting: deque[tuple[int, ShardSpec, str]],
@@ -149,8 +154,7 @@ class _DriverWriter(threading.Thread):
             except IndexError:
                 return
             out_dir, options = self.where[job]
-            self.finished.append(
-                (job, write_task(out_dir, options, json.dumps(spec.to_json()), digest)))
+            self.finished.append((job, _write(out_dir, options, spec, digest)))
 
     def results(self) -> Iterator[tuple[int, dict[str, Any]]]:
         """The ``(job, part)`` of the shards written so far, each once."""
