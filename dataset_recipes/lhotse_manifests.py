@@ -11,8 +11,8 @@ One supervision line: ``{"id": "1272-128104-0000", "recording_id": "1272-128104-
 "start": 0.0, "duration": 5.855, "channel": 0, "text": "MISTER QUILTER ...",
 "language": "English", "speaker": "1272"}``
 
-Manifests are read as :func:`lhotse.load_manifest` reads them: as light tuples with the
-attributes of Lhotse's objects, without importing Lhotse (and torch, seconds), where every
+Manifests are read as :func:`lhotse.load_manifest` reads them: as light tuples of the fields
+of Lhotse's objects, without importing Lhotse (and torch, seconds), where every
 line is in the plain form Lhotse writes (:mod:`dataset_recipes.lhotse_plain`), else with
 :func:`lhotse.load_manifest` itself (a transform, a video source, an old alignment format,
 a line that is not JSON...); both ways give the same records and rejects.
@@ -237,18 +237,19 @@ def _reject(sup: Any, split: str, src: str, line: int, reason: str,
     return Reject(INFO.name, split, src, reason, line=line, key=source_key(sup.id), task=task)
 
 
-def _load(path: Path, split: str, root: Path, plain: Callable[[Any], Any]
-          ) -> tuple[list[tuple[int, Any]], list[Reject]]:
-    """``(line, item)`` of a manifest (plain tuples where every line is plain, else Lhotse's
-    objects from :func:`lhotse.load_manifest`); when Lhotse cannot read the file, each bad
-    line is a reject and the others are kept."""
-    items = lhotse_plain.read_plain(path, plain)
-    if items is not None:
-        return items, []
+def _load(path: Path, split: str, root: Path, plain: Callable[[Any, int], Any]
+          ) -> tuple[list[Any] | None, list[tuple[int, Any]], list[Reject]]:
+    """``(rows, [], [])`` of a manifest whose lines are all plain (:mod:`lhotse_plain`
+    rows), else ``(None, [(line, item)], rejects)`` with Lhotse's objects from
+    :func:`lhotse.load_manifest`; when Lhotse cannot read the file, each bad line is a
+    reject and the others are kept."""
+    rows = lhotse_plain.read_plain(path, plain)
+    if rows is not None:
+        return rows, [], []
     from lhotse import load_manifest
 
     try:
-        return list(enumerate(load_manifest(path), 1)), []
+        return None, list(enumerate(load_manifest(path), 1)), []
     except Exception:  # noqa: BLE001 - any failure: reread line by line to name the bad lines
         pass
     opener = gzip.open if path.suffix == ".gz" else open
@@ -266,7 +267,7 @@ def _load(path: Path, split: str, root: Path, plain: Callable[[Any], Any]
                 rejects.append(Reject(INFO.name, split, rel(path, root), why, line=n))
     from lhotse.serialization import deserialize_item
 
-    return [(n, deserialize_item(d)) for n, d in good], rejects
+    return None, [(n, deserialize_item(d)) for n, d in good], rejects
 
 
 def prepare(root: Path) -> Iterator[Record | Reject]:
@@ -277,25 +278,88 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
             yield Reject(INFO.name, split, rel(rec_path, root),
                          f"no supervisions manifest {sup_path.name} next to it")
             continue
-        recs, bad_recs = _load(rec_path, split, root, lhotse_plain.plain_recording)
-        sups, bad_sups = _load(sup_path, split, root, lhotse_plain.plain_supervision)
+        rec_rows, recs, bad_recs = _load(rec_path, split, root, lhotse_plain.plain_recording)
+        sup_rows, sups, bad_sups = _load(sup_path, split, root,
+                                         lhotse_plain.plain_supervision)
         yield from bad_recs + bad_sups
-        by_id = {r.id: r for _, r in recs}
         where = (rel(sup_path, root), os.path.join(str(sup_path.parent), ""), str(root))
-        used: set[Any] = set()
-        for line, sup in sups:
-            rec = by_id.get(sup.recording_id)
-            if rec is None:
-                yield Reject(INFO.name, split, rel(sup_path, root), f"supervision {sup.id} "
-                             f"names recording {sup.recording_id}, absent from {rec_path.name}",
-                             line=line)
-                continue
-            used.add(rec.id)
-            yield from _record(sup, rec, split, where, line, files)
-        for line, rec in recs:
-            if rec.id not in used:
-                yield Reject(INFO.name, split, rel(rec_path, root),
-                             f"recording {rec.id} has no supervision", line=line)
+        if rec_rows is not None and sup_rows is not None:
+            yield from _plain_pair(rec_rows, sup_rows, split, rec_path, where, files)
+            continue
+        if rec_rows is not None:
+            recs = [(row[0], lhotse_plain.recording_view(row)) for row in rec_rows]
+        if sup_rows is not None:
+            sups = [(row[0], lhotse_plain.supervision_view(row)) for row in sup_rows]
+        yield from _pair(recs, sups, split, rec_path, where, files)
+
+
+def _pair(recs: list[tuple[int, Any]], sups: list[tuple[int, Any]], split: str,
+          rec_path: Path, where: tuple[str, str, str], files: FileIndex
+          ) -> Iterator[Record | Reject]:
+    """The records and rejects of a manifest pair, ``(line, item)`` with Lhotse's
+    objects or :mod:`lhotse_plain`'s views; ``where`` as :func:`_record` takes it."""
+    by_id = {r.id: r for _, r in recs}
+    used: set[Any] = set()
+    for line, sup in sups:
+        rec = by_id.get(sup.recording_id)
+        if rec is None:
+            yield _orphan(sup.id, sup.recording_id, split, rec_path, where[0], line)
+            continue
+        used.add(rec.id)
+        yield from _record(sup, rec, split, where, line, files)
+    rec_src = rel(rec_path, Path(where[2]))
+    for line, rec in recs:
+        if rec.id not in used:
+            yield _unused(rec.id, split, rec_src, line)
+
+
+def _plain_pair(recs: list[lhotse_plain.RecordingRow], sups: list[lhotse_plain.SupervisionRow],
+                split: str, rec_path: Path, where: tuple[str, str, str], files: FileIndex
+                ) -> Iterator[Record | Reject]:
+    """:func:`_pair` of two plain manifests (rows), the common case made inline: a whole
+    recording of one file source that exists, a known language, some text, no alignment
+    (the same checks in the same order as :func:`_record`, the record :func:`_labelled`
+    makes); any other supervision goes through :func:`_record`.  Inline, a supervision
+    parses in a third less time."""
+    src, base, root = where
+    prefix = root.rstrip(os.sep) + os.sep  # rel_str's
+    by_id = {r[1]: r for r in recs}
+    used: set[Any] = set()
+    for sup in sups:
+        line, sid, rid, start, duration, text, language, alignment = sup
+        rec = by_id.get(rid)
+        if rec is None:
+            yield _orphan(sid, rid, split, rec_path, src, line)
+            continue
+        used.add(rec[1])
+        sources = rec[3]
+        if (not (start > WHOLE_TOLERANCE or abs(duration - rec[2]) > WHOLE_TOLERANCE)
+                and (lang := _language_code(language)) is not None
+                and (target := tags.spoken_form(text or "", lang))
+                and len(sources) == 1 and sources[0][0] == "file" and not alignment
+                and (found := _find(sources[0][1], base, files)) is not None):
+            audio = _normpath(found)
+            yield Record(INFO.name, split, source_key(sid), audio,
+                         audio[len(prefix):] if audio.startswith(prefix) else audio, lang,
+                         (Label("asr", target, (("lang", lang),)),), True, (), src, line)
+        else:
+            yield from _record(lhotse_plain.supervision_view(sup),
+                               lhotse_plain.recording_view(rec), split, where, line, files)
+    rec_src = rel(rec_path, Path(root))
+    for rec in recs:
+        if rec[1] not in used:
+            yield _unused(rec[1], split, rec_src, rec[0])
+
+
+def _orphan(sid: Any, rid: Any, split: str, rec_path: Path, src: str, line: int) -> Reject:
+    """The reject of a supervision on ``line`` of ``src`` whose recording is absent."""
+    return Reject(INFO.name, split, src, f"supervision {sid} names recording {rid}, absent "
+                  f"from {rec_path.name}", line=line)
+
+
+def _unused(rid: Any, split: str, rec_src: str, line: int) -> Reject:
+    """The reject of the recording on ``line`` of ``rec_src`` that no supervision names."""
+    return Reject(INFO.name, split, rec_src, f"recording {rid} has no supervision", line=line)
 
 
 def make_sample(target: Path) -> Path:

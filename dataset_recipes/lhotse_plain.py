@@ -4,17 +4,21 @@ Lhotse, which imports torch: seconds), for :mod:`dataset_recipes.lhotse_manifest
 :func:`read_plain` reads a manifest as :func:`lhotse.load_manifest` reads it (Lhotse's
 ``load_jsonl``: text in the locale's encoding, universal newlines, each line decoded with
 orjson where it is installed and reads the line, else with :func:`json.loads`) and gives
-each line as a :class:`Recording` or :class:`Supervision` tuple with the attributes of
-Lhotse's ``Recording`` / ``SupervisionSegment`` that the recipe reads, but only where every
-line is an object in the plain form Lhotse writes, the form its ``from_dict`` takes as it
-is (:func:`plain_recording`, :func:`plain_supervision`).  For any other manifest (a line
+each line as a row, a tuple of the fields of Lhotse's ``Recording`` / ``SupervisionSegment``
+that the recipe reads, but only where every line is an object in the plain form Lhotse
+writes, the form its ``from_dict`` takes as it is (:func:`plain_recording`,
+:func:`plain_supervision`).  For any other manifest (a line
 that is not JSON, a transform, a video source, an old alignment format, nested custom
 fields, an unknown field...) it answers ``None`` and the recipe reads the file with Lhotse
 as before, so both ways give the same records, rejects and errors
 (``tests/test_recipe_lhotse_plain.py`` compares them).
 
-Tuples of strings and numbers cost little memory, and the garbage collector stops
-tracking them; Lhotse's objects cost it most of the parse.
+The rows are plain tuples (:data:`RecordingRow`, :data:`SupervisionRow`), not the named
+tuples below: the garbage collector stops tracking a tuple of strings and numbers, but only
+an exact ``tuple``, never a subclass, and a quarter of a million tracked lines made its full
+collections cost a sixth of the parse.  :func:`recording_view` and
+:func:`supervision_view` give a row the attributes of Lhotse's objects where the recipe
+needs them.
 """
 
 from __future__ import annotations
@@ -30,6 +34,13 @@ try:  # Lhotse decodes manifest lines with orjson when it is installed
     import orjson
 except ImportError:  # pragma: no cover - orjson is in requirements.lock
     orjson = None
+
+
+#: A plain recording line: ``(line, id, duration, ((source type, source), ...))``.
+RecordingRow = tuple[int, Any, Any, tuple[tuple[Any, Any], ...]]
+#: A plain supervision line: ``(line, id, recording_id, start, duration, text, language,
+#: alignment)`` (alignment ``None`` or ``{kind: [Word, ...]}``).
+SupervisionRow = tuple[int, Any, Any, Any, Any, Any, Any, "dict[str, list[Word]] | None"]
 
 
 class Source(NamedTuple):
@@ -89,12 +100,12 @@ _SUPERVISION_KEYS = frozenset({"id", "recording_id", "start", "duration", "chann
 _SPECIAL_PATH = re.compile(r"^pipe:|\.tar(?:\.gz|\.bz2|\.xz)?/")
 
 
-def plain_recording(d: Any) -> Recording:
-    """The recording of a decoded line that ``Recording.from_dict`` takes as it is: known
-    fields only (a missing ``id``, ``sources`` or ``duration`` raises ``KeyError``), every
-    source a dict of ``type``, ``channels`` and ``source`` (no video), no ``transforms``;
-    raises :class:`NotPlain` otherwise (or what Lhotse would raise: ``Recording`` sorts
-    the sources' channels when ``channel_ids`` is missing)."""
+def plain_recording(d: Any, line: int) -> RecordingRow:
+    """The row of a decoded recording line that ``Recording.from_dict`` takes as it is:
+    known fields only (a missing ``id``, ``sources`` or ``duration`` raises ``KeyError``),
+    every source a dict of ``type``, ``channels`` and ``source`` (no video), no
+    ``transforms``; raises :class:`NotPlain` otherwise (or what Lhotse would raise:
+    ``Recording`` sorts the sources' channels when ``channel_ids`` is missing)."""
     if (d.__class__ is not dict or not d.keys() <= _RECORDING_KEYS
             or "sampling_rate" not in d or "num_samples" not in d):
         raise NotPlain
@@ -102,28 +113,29 @@ def plain_recording(d: Any) -> Recording:
     if sources.__class__ is not list:
         raise NotPlain
     if len(sources) == 1 and sources[0].__class__ is dict and sources[0].keys() == _SOURCE_KEYS:
-        plain = (Source(sources[0]["type"], sources[0]["source"]),)  # (most recordings)
+        plain = ((sources[0]["type"], sources[0]["source"]),)  # (most recordings)
     elif all(s.__class__ is dict and s.keys() == _SOURCE_KEYS for s in sources):
-        plain = tuple(Source(s["type"], s["source"]) for s in sources)
+        plain = tuple((s["type"], s["source"]) for s in sources)
     else:
         raise NotPlain
     if d.get("channel_ids") is None:
         sorted(c for s in sources for c in s["channels"])
-    return Recording(d["id"], plain, d["duration"])
+    return (line, d["id"], d["duration"], plain)
 
 
-def plain_supervision(d: Any) -> Supervision:
-    """The supervision of a decoded line that ``SupervisionSegment.from_dict`` takes as it
-    is: known fields only (a missing ``id``, ``recording_id``, ``start`` or ``duration``
-    raises ``KeyError``), ``custom`` none or without nested objects (Lhotse would try to
-    read those as arrays), ``alignment`` a dict of lists of ``[symbol, start, duration]``
-    or ``[..., score]`` lists; raises :class:`NotPlain` otherwise."""
+def plain_supervision(d: Any, line: int) -> SupervisionRow:
+    """The row of a decoded supervision line that ``SupervisionSegment.from_dict`` takes
+    as it is: known fields only (a missing ``id``, ``recording_id``, ``start`` or
+    ``duration`` raises ``KeyError``), ``custom`` none or without nested objects (Lhotse
+    would try to read those as arrays), ``alignment`` a dict of lists of ``[symbol, start,
+    duration]`` or ``[..., score]`` lists; raises :class:`NotPlain` otherwise."""
     if d.__class__ is not dict or not d.keys() <= _SUPERVISION_KEYS:
         raise NotPlain
-    custom = d.get("custom")
-    if custom is not None and (custom.__class__ is not dict or any(
-            v.__class__ is dict for v in custom.values())):
-        raise NotPlain
+    if "custom" in d:
+        custom = d["custom"]
+        if custom is not None and (custom.__class__ is not dict or any(
+                v.__class__ is dict for v in custom.values())):
+            raise NotPlain
     alignment = None
     if "alignment" in d:
         alignment = d["alignment"]
@@ -133,8 +145,18 @@ def plain_supervision(d: Any) -> Supervision:
                 for items in alignment.values()):
             raise NotPlain
         alignment = {kind: [Word(*x) for x in items] for kind, items in alignment.items()}
-    return Supervision(d["id"], d["recording_id"], d["start"], d["duration"], d.get("text"),
-                        d.get("language"), alignment)
+    return (line, d["id"], d["recording_id"], d["start"], d["duration"], d.get("text"),
+            d.get("language"), alignment)
+
+
+def recording_view(row: RecordingRow) -> Recording:
+    """A recording row with the attributes of Lhotse's ``Recording``."""
+    return Recording(row[1], tuple(Source(*s) for s in row[3]), row[2])
+
+
+def supervision_view(row: SupervisionRow) -> Supervision:
+    """A supervision row with the attributes of Lhotse's ``SupervisionSegment``."""
+    return Supervision(*row[1:])
 
 
 _json_decode = json.JSONDecoder().decode  # json.loads without its per-call checks
@@ -152,15 +174,32 @@ def decode_line(line: str) -> Any:
     return _json_decode(line)
 
 
-def read_plain(path: Path, plain: Callable[[Any], Any]) -> list[tuple[int, Any]] | None:
-    """``(line, plain(decoded line))`` of every line of a manifest, read as Lhotse's
+def read_plain(path: Path, plain: Callable[[Any, int], Any]) -> list[Any] | None:
+    """``plain(decoded line, line number)`` of every line of a manifest, read as Lhotse's
     ``load_jsonl`` reads it (text in the locale's encoding, universal newlines, each line
     decoded by :func:`decode_line`); ``None`` when any line is not plain or anything fails
     (Lhotse then reads the file, as it did before)."""
     if _SPECIAL_PATH.search(str(path)):
         return None
     try:
-        with gzip.open(path, "rt") if path.suffix == ".gz" else open(path) as f:
-            return [(n, plain(decode_line(line))) for n, line in enumerate(f, 1)]
+        # orjson reads nearly every manifest, so the lines go to it directly; only a file
+        # with a line it rejects (NaN, a lone surrogate) is read again through decode_line
+        return _read(path, plain, orjson.loads if orjson is not None else decode_line)
+    except _ORJSON_ERROR:
+        pass
     except Exception:  # noqa: BLE001 - not plain or not readable: Lhotse decides
         return None
+    try:
+        return _read(path, plain, decode_line)
+    except Exception:  # noqa: BLE001 - as above
+        return None
+
+
+_ORJSON_ERROR = orjson.JSONDecodeError if orjson is not None else ()
+
+
+def _read(path: Path, plain: Callable[[Any, int], Any], decode: Callable[[str], Any]
+          ) -> list[Any]:
+    """``plain(decode(line), line number)`` of every line of the text of ``path``."""
+    with gzip.open(path, "rt") if path.suffix == ".gz" else open(path) as f:
+        return [plain(decode(line), n) for n, line in enumerate(f, 1)]
