@@ -82,3 +82,80 @@ def test_record_and_label_init_as_the_dataclass() -> None:
     assert replace(record, key="z").key == "z"
     with pytest.raises(AttributeError):
         record.key = "q"  # type: ignore[misc]
+
+
+def _gtzan_clips(folder: Path, ext: str) -> None:
+    """Clips of every kind the GTZAN header check meets: valid AU and WAV (and the other
+    format under the name), garbage, empty, truncated, a zero sample rate, a bare RIFF
+    header (as jazz.00054.wav), a folder and a dangling link named as clips."""
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    def clip(fmt: str) -> bytes:
+        buf = io.BytesIO()
+        sf.write(buf, np.zeros(64, np.int16), 22050, format=fmt, subtype="PCM_16")
+        return buf.getvalue()
+
+    good = clip("AU" if ext == ".au" else "WAV")
+    zero_rate = bytearray(good)
+    zero_rate[slice(16, 20) if ext == ".au" else slice(24, 28)] = bytes(4)
+    contents = {0: good, 1: clip("WAV" if ext == ".au" else "AU"), 2: b"not audio" * 9,
+                3: b"", 4: good[:30], 5: bytes(zero_rate), 6: b"RIFF\x24\x00\x00\x00WAVEfmt "}
+    (folder / "blues").mkdir(parents=True)
+    for n, data in contents.items():
+        (folder / "blues" / f"blues.{n + 30:05d}{ext}").write_bytes(data)
+    (folder / "blues" / f"blues.00040{ext}").mkdir()
+    (folder / "blues" / f"blues.00041{ext}").symlink_to(folder / "nowhere")
+    (folder / "blues" / f"blues.00042{ext}").write_bytes(good)
+    for name in (f"jazz.00054{ext}", f"hiphop.00039{ext}"):  # (hiphop.00039: no split)
+        (folder / name.split(".")[0]).mkdir()
+        (folder / name.split(".")[0] / name).write_bytes(contents[6])
+
+
+@pytest.mark.parametrize("ext", [".au", ".wav"])
+def test_gtzan_opens_is_sure_only_where_the_header_reads(tmp_path: Path, ext: str) -> None:
+    """_opens (libsndfile called directly) says True exactly where _read_header
+    (SoundFile) reads the header, so the records and rejects are those of the check
+    through SoundFile alone."""
+    import soundfile as sf
+
+    from dataset_recipes import gtzan
+
+    _gtzan_clips(tmp_path, ext)
+    paths = sorted(str(p) for p in tmp_path.rglob(f"*{ext}"))
+    assert gtzan._SND is not None  # (the pinned soundfile has its binding where used)
+
+    def reads(path: str) -> bool:
+        try:
+            gtzan._read_header(path)
+            return True
+        except (sf.LibsndfileError, RuntimeError):
+            return False
+
+    sure = {Path(p).name: gtzan._opens(p) for p in paths}
+    assert sure == {Path(p).name: reads(p) for p in paths}
+    # (libsndfile reads a .au file without a header as headerless u-law, a folder too)
+    reads_as = (30, 31, 32, 33, 34, 40, 42) if ext == ".au" else (30, 31, 42)
+    assert sure == {f"blues.000{n}{ext}": n in reads_as for n in range(30, 43)
+                    if n not in (37, 38, 39)} | {f"jazz.00054{ext}": False,
+                                                 f"hiphop.00039{ext}": False}
+
+
+def test_gtzan_records_and_rejects_as_without_the_fast_check(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataset_recipes import gtzan
+
+    for folder, ext in gtzan.LAYOUTS:
+        _gtzan_clips(tmp_path / ext / folder, ext)
+        root = tmp_path / ext
+        fast = [repr(item) for item in gtzan.prepare(root)]
+        with monkeypatch.context() as m:
+            m.setattr(gtzan, "_SND", None)  # every clip through _check and SoundFile
+            assert [repr(item) for item in gtzan.prepare(root)] == fast
+        records = sum(item.startswith("Record(") for item in fast)
+        unreadable = sum("unreadable audio" in item for item in fast)
+        assert (records, unreadable, len(fast)) == ((7, 4, 12) if ext == ".au" else (3, 8, 12))
+        corrupt = next(item for item in fast if "jazz.00054" in item)
+        assert ("a known corrupt file of the re-upload" in corrupt) == (ext == ".wav")
