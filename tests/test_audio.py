@@ -91,7 +91,10 @@ def test_16k_mono_flac_keeps_its_own_frames_without_padding_or_tags():
     pcm, sr = sf.read(io.BytesIO(clip.flac), dtype="int16")
     assert sr == 16000 and np.array_equal(pcm, sf.read(src, dtype="int16")[0])
     decoded = audio.normalize(*audio.decode(src))  # the general path: same samples
-    assert np.array_equal(clip.samples, decoded.samples)
+    assert clip.duration == decoded.duration == len(pcm) / 16000
+    assert np.array_equal(clip.pcm16, pcm)  # the float copy is made only when asked for
+    assert clip.samples.dtype == np.float32 and np.array_equal(clip.samples, decoded.samples)
+    assert clip.samples is clip.samples  # (made once)
 
 
 @pytest.mark.parametrize(
