@@ -131,13 +131,17 @@ QUEUED_PER_WORKER = 1
 
 
 class _DriverWriter(threading.Thread):
-    """Writes shards in the driver process while ``ray.init`` starts a local Ray instance.
+    """Writes shards in the driver process of a local Ray instance, from the moment
+    ``ray.init`` is called until the queue is empty.
 
     Starting Ray's processes takes 4-5 s on 2 cores, most of it spent by the driver
     waiting for them; this thread takes shards off the front of the queue meanwhile.  Once
-    Ray is up it finishes the shard it holds and stops; Ray's tasks take the rest.  A shard
-    is the same bytes whichever process writes it (:func:`write_task`'s writer runs here
-    as there).
+    Ray is up it goes on as one more writer next to Ray's tasks, which take shards off the
+    same queue: on a few cores that keeps every core busy to the end instead of leaving
+    one idle while the last round of tasks runs (7 shards on 2 workers are 4 rounds).
+    ``enough`` stops it after the shard it holds (the build stopped early).  A shard is
+    the same bytes whichever process writes it (:func:`write_task`'s writer runs here as
+    there).
     """
 
     def __init__(self, waiting: deque[tuple[int, ShardSpec, str]],
@@ -172,10 +176,11 @@ def run_ray(todo: Sequence[tuple[int, ShardSpec, str]], jobs: Sequence[tuple[Pat
     and a small dict out, which is all Ray Data's ``map_batches`` did here, and Ray Data's
     own start (its import, its stats actor in one more worker process, its executor) cost
     2-4 s of every build on 2 cores.  When this call starts a local Ray instance, the
-    driver writes shards while Ray's processes start (:class:`_DriverWriter`); on a
-    cluster (``RAY_ADDRESS``) every shard is a task.  A worker process that dies (out of
-    memory, a lost node) is retried by Ray; after the retries its shard is reported as a
-    crash like any writer exception, and the other shards go on.
+    driver writes shards while Ray's processes start and then alongside Ray's tasks
+    (:class:`_DriverWriter`); on a cluster (``RAY_ADDRESS``) every shard is a task.  A
+    worker process that dies (out of memory, a lost node) is retried by Ray; after the
+    retries its shard is reported as a crash like any writer exception, and the other
+    shards go on.
     """
     where = [(str(out.resolve()), json.dumps(opts.to_json(), sort_keys=True))
              for out, opts in jobs]
@@ -191,8 +196,6 @@ def run_ray(todo: Sequence[tuple[int, ShardSpec, str]], jobs: Sequence[tuple[Pat
             driver.enough.set()
             driver.join()
         raise
-    if driver is not None:
-        driver.enough.set()  # it finishes the shard it holds, alongside Ray's tasks
     import ray
 
     cpus = int(ray.cluster_resources().get("CPU", 1))
@@ -234,6 +237,9 @@ def run_ray(todo: Sequence[tuple[int, ShardSpec, str]], jobs: Sequence[tuple[Pat
     finally:
         for ref in running:  # the build stopped early (an error, Ctrl-C): drop the rest
             ray.cancel(ref)
+        if driver is not None:  # (the same: its shard in hand is finished, not left half)
+            driver.enough.set()
+            driver.join()
         if started:
             # stopping Ray's processes takes 1-2 s: let it overlap the reports, cards and
             # indexes the build writes next (the build waits for it before it returns)

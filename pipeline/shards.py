@@ -108,8 +108,9 @@ def write_tar(path: Path, samples: Sequence[tuple[str, dict[str, bytes]]]) -> tu
     Members are written in the given order, extensions sorted within a sample, so the
     file bytes depend on the content only.  The tar streams to ``<path>.tmp`` (hashed on
     the way) and is renamed to ``path`` when complete.  It is not synced here: waiting
-    for the disk after every shard would stall the worker, so the build syncs all new
-    shards at once before it writes ``index.json`` (:func:`sync_files`).
+    for the disk after every shard would stall the worker, so the build's process syncs
+    each new shard in a thread as it comes back, and their folders before it writes
+    ``index.json`` (:func:`sync_files`).
     """
     for key, _ in samples:
         if not KEY_RE.fullmatch(key):
@@ -145,13 +146,14 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def sync_files(paths: Iterable[Path]) -> None:
-    """fsync each file and then the directories holding them (renames made durable)."""
-    dirs = set()
+def sync_files(paths: Iterable[Path], *, dirs: bool = True) -> None:
+    """fsync each file and then (``dirs``) the directories holding them (renames made
+    durable)."""
+    folders = set()
     for path in paths:
         _fsync(path)
-        dirs.add(path.parent)
-    for folder in sorted(dirs):
+        folders.add(path.parent)
+    for folder in sorted(folders) if dirs else ():
         _fsync(folder)
 
 

@@ -23,7 +23,7 @@ from pipeline import tags
 from pipeline.build import run_build
 from pipeline.record import Reject
 from pipeline.shards import file_md5
-from pipeline.stages import BuildOptions
+from pipeline.stages import PARTS_DIR, BuildOptions
 
 ROOT = Path(__file__).parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -320,3 +320,36 @@ def test_sync_tolerates_file_systems_that_cannot_sync_but_not_io_errors(tmp_path
             shards_mod.sync_files([tmp_path / "a.tar"])
     else:
         shards_mod.sync_files([tmp_path / "a.tar"])
+
+
+def test_every_new_shard_is_synced_before_the_index_is_written(tmp_path, monkeypatch):
+    """Shards and part files are fsynced (in a thread, as they come back), then their two
+    folders, all before index.json exists: a power cut never leaves an index naming a
+    shard that is not on the disk."""
+    recipe = RECIPES["esc50"]
+    corpus = recipe.locate(recipe.make_sample(tmp_path / "raw"))
+    out = tmp_path / "out"
+    synced: list[tuple[Path, bool]] = []  # (what, whether index.json existed then)
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append((Path(os.readlink(f"/proc/self/fd/{fd}")), (out / "index.json").exists()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(shards_mod.os, "fsync", fsync)
+    report = run_build(recipe, corpus, out, BuildOptions(shard_size=4), runner="local",
+                       progress=False, pictures="off")
+    assert report["samples"] == 25
+    tars = sorted(out.glob("*.tar"))
+    parts = sorted((out / PARTS_DIR).glob("*.json"))
+    assert len(tars) == len(parts) == 10
+    files = [path for path, _ in synced]
+    assert sorted(files[:-2]) == sorted(tars + parts)  # each once
+    assert sorted(files[-2:]) == [out, out / PARTS_DIR]  # then the folders (the renames)
+    assert not any(index_there for _, index_there in synced)
+    assert (out / "index.json").exists()
+
+    synced.clear()  # a rebuild writes nothing new, so it syncs nothing
+    run_build(recipe, corpus, out, BuildOptions(shard_size=4), runner="local",
+              progress=False, pictures="off")
+    assert synced == []

@@ -1,9 +1,10 @@
 """The Ray runner (`pipeline.build_ray.run_ray`) on a real local Ray instance: the driver
-writes shards while Ray's processes start, Ray's tasks write the rest, every shard comes
+writes shards while Ray's processes start and then next to Ray's tasks, every shard comes
 back exactly once, and the bytes are those of an in-process build (issue 15)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,7 +23,7 @@ def _plan(tmp_path: Path, out: str):
     return plan_build(recipe, corpus, tmp_path / out, BuildOptions(shard_size=4))
 
 
-def test_driver_writes_while_ray_starts_and_ray_writes_the_rest(tmp_path, monkeypatch):
+def test_driver_writes_while_ray_starts_and_alongside_ray(tmp_path, monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     local = _plan(tmp_path, "local")
     want = {part["name"]: part for _, part in _run_local(
@@ -31,9 +32,12 @@ def test_driver_writes_while_ray_starts_and_ray_writes_the_rest(tmp_path, monkey
 
     plan = _plan(tmp_path, "ray")
     writers: list[build_ray._DriverWriter] = []
+    begun_by_driver: list[tuple[str, bool]] = []  # (shard, whether Ray was up by then)
     by_driver: list[str] = []
-    init, results, start = (build_ray._DriverWriter.__init__, build_ray._DriverWriter.results,
-                            build_ray.start_ray)
+    ray_up = threading.Event()
+    init, results, start, write = (build_ray._DriverWriter.__init__,
+                                   build_ray._DriverWriter.results, build_ray.start_ray,
+                                   build_ray._write)
 
     def record_init(self, *args, **kwargs):
         init(self, *args, **kwargs)
@@ -44,19 +48,28 @@ def test_driver_writes_while_ray_starts_and_ray_writes_the_rest(tmp_path, monkey
             by_driver.append(part["name"])
             yield job, part
 
+    def driver_write(out_dir, options, spec, digest):
+        """(Only the driver's thread calls this module's _write: Ray's workers have their
+        own.)  From its third shard on, the driver waits until Ray is up: ESC-50's tiny
+        shards would otherwise all be written before a real ``ray.init`` returns."""
+        if len(begun_by_driver) == 2:
+            assert ray_up.wait(120), "Ray did not start"
+        begun_by_driver.append((spec.name, ray_up.is_set()))
+        return write(out_dir, options, spec, digest)
+
     def slow_start() -> bool:
-        """Ray's start takes as long as the driver's first two shards: the driver is told
-        to stop then (ESC-50's tiny shards would otherwise all be written before a real
-        ``ray.init`` returns, and Ray would get none)."""
         deadline = time.monotonic() + 120
         while len(writers[0].finished) < 2:
             assert time.monotonic() < deadline, "the driver wrote no shard while Ray started"
             time.sleep(0.01)
-        writers[0].enough.set()
-        return start()
+        try:
+            return start()
+        finally:
+            ray_up.set()
 
     monkeypatch.setattr(build_ray._DriverWriter, "__init__", record_init)
     monkeypatch.setattr(build_ray._DriverWriter, "results", record_results)
+    monkeypatch.setattr(build_ray, "_write", driver_write)
     monkeypatch.setattr(build_ray, "start_ray", slow_start)
     todo = [(0, spec, digest) for spec, digest in plan.todo]
     got = list(build_ray.run_ray(todo, [(plan.out_dir, plan.options)], workers=2))
@@ -65,9 +78,14 @@ def test_driver_writes_while_ray_starts_and_ray_writes_the_rest(tmp_path, monkey
     names = [part["name"] for _, part in got]
     assert Counter(names) == Counter(list(want))  # every shard once
     assert all(job == 0 and not part.get("failed") for job, part in got)
-    # the driver wrote the two shards Ray waited for (and at most the one it held when Ray
-    # came up); Ray's tasks wrote the other seven or eight
-    assert 2 <= len(by_driver) <= 3 and set(by_driver) < set(want)
+    assert not writers[0].is_alive()
+    # the driver wrote two shards while Ray started, then went on next to Ray's tasks
+    # (which took the 4 shards queued for them when Ray came up, 2 running and 2 queued)
+    # (the third it had taken before: it takes a fourth at once, as its tiny shard takes
+    # milliseconds and Ray's first task needs a worker process to start)
+    assert [up for _, up in begun_by_driver] == [False, False] + [True] * (len(by_driver) - 2)
+    assert sorted(by_driver) == sorted(name for name, _ in begun_by_driver)
+    assert 4 <= len(by_driver) <= len(want) - 4 and set(by_driver) < set(want)
     for name in want:
         assert (plan.out_dir / name).read_bytes() == (local.out_dir / name).read_bytes()
     assert {part["name"]: part for _, part in got} == want
