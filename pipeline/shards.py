@@ -102,6 +102,9 @@ class _HashingFile:
         return self.size
 
 
+_COPY_BUFSIZE = 1 << 24
+
+
 def write_tar(path: Path, samples: Sequence[tuple[str, dict[str, bytes]]]) -> tuple[int, str]:
     """Write ``[(key, {ext: bytes})]`` to ``path`` atomically; return (size, md5).
 
@@ -120,8 +123,9 @@ def write_tar(path: Path, samples: Sequence[tuple[str, dict[str, bytes]]]) -> tu
     try:
         with open(tmp, "wb") as f:
             out = _HashingFile(f)
+            # copybufsize: a member goes through in one piece, not in 16 KiB writes
             with tarfile.open(fileobj=out, mode="w",  # type: ignore[call-overload]
-                              format=tarfile.GNU_FORMAT) as tar:
+                              format=tarfile.GNU_FORMAT, copybufsize=_COPY_BUFSIZE) as tar:
                 for key, members in samples:
                     for ext in sorted(members):
                         data = members[ext]
