@@ -51,15 +51,8 @@ from pathlib import Path
 from typing import Any
 
 from dataset_recipes import lhotse_plain
-from dataset_recipes.common import (
-    SAMPLES_DIR,
-    FileIndex,
-    RoleByName,
-    find_root,
-    rel,
-    rel_str,
-    source_key,
-)
+from dataset_recipes.common import SAMPLES_DIR, RoleByName, find_root, rel, rel_str, source_key
+from dataset_recipes.lhotse_audio import AudioFiles, Folders, audio_path
 from dataset_recipes.textfiles import UTF8
 from pipeline import tags
 from pipeline.recipe import CorpusInfo, Recipe
@@ -128,47 +121,6 @@ def _language_code(lang: str | None) -> str | None:
     return language_code(lang)
 
 
-def _audio_path(rec: Any, base: str, files: FileIndex) -> tuple[str] | str:
-    """``(the recording's file,)`` (a relative source is looked up in ``base``, the
-    manifest's folder with a trailing separator, then in the working directory), or why
-    it cannot be used."""
-    if len(rec.sources) != 1 or rec.sources[0].type != "file":
-        kinds = [s.type for s in rec.sources]
-        return f"recording {rec.id} has sources {kinds}; only one 'file' source is supported"
-    if rec.transforms:
-        return f"recording {rec.id} has transforms (e.g. speed perturbation): not supported"
-    path = rec.sources[0].source
-    found = _find(path, base, files)
-    if found is None:
-        return f"audio file {path} of recording {rec.id} is missing"
-    return (_normpath(found),)
-
-
-def _find(path: str, base: str, files: FileIndex) -> str | None:
-    """``path`` if it is absolute and exists; a relative path in ``base`` (the manifest's
-    folder, ending with a separator), else (only when ``base`` lacks it) in the working
-    directory; ``None`` if it is missing."""
-    if path.__class__ is str and path[:1] != os.sep and not os.altsep:
-        cand = base + path  # os.path.isabs and join's answer for a relative path
-    elif os.path.isabs(path):
-        return path if files.exists(path) else None
-    else:
-        cand = os.path.join(base, path)
-    if files.exists(cand):
-        return cand
-    cand = os.path.join(os.getcwd(), path)
-    return cand if files.exists(cand) else None
-
-
-def _normpath(path: str) -> str:
-    """``os.path.normpath``, skipped for a path it would leave as it is."""
-    sep = os.sep
-    if (not path or path[-1] == sep or sep + "." in path or sep + sep in path
-            or path[0] == "." or os.altsep):
-        return os.path.normpath(path)
-    return path
-
-
 def _srwt(sup: Any, duration: float, lang: str) -> str | None:
     """The SRWT target of the word alignment, its words in the ASR target's spoken form."""
     words = (sup.alignment or {}).get("word")
@@ -180,7 +132,7 @@ def _srwt(sup: Any, duration: float, lang: str) -> str | None:
 
 
 def _record(sup: Any, rec: Any, split: str, where: tuple[str, str, str], line: int,
-            files: FileIndex) -> tuple[Record | Reject, ...]:
+            files: AudioFiles) -> tuple[Record | Reject, ...]:
     """The record of one supervision on ``line`` of its manifest (with a reject before it
     when the word alignment is unusable), or its reject; ``where`` is the manifest relative
     to the root, the manifest's folder (with a trailing separator) and the root."""
@@ -193,7 +145,7 @@ def _record(sup: Any, rec: Any, split: str, where: tuple[str, str, str], line: i
                         "and export new manifests"),)
     lang = _language_code(sup.language)
     text = tags.spoken_form(sup.text or "", lang or "")  # the <|wo_itn|> style
-    audio = _audio_path(rec, base, files)
+    audio = audio_path(rec, base, files)
     if lang is None:
         why = (f"language {sup.language!r} has no Qwen-Audio token (choose one of "
                f"{', '.join(tags.LANGUAGES)})")
@@ -272,7 +224,7 @@ def _load(path: Path, split: str, root: Path, plain: Callable[[Any, int], Any]
 
 def prepare(root: Path) -> Iterator[Record | Reject]:
     """Records of every manifest pair in ``root``; the split is the manifest's part name."""
-    files = FileIndex()
+    files = AudioFiles()
     for split, rec_path, sup_path in _pairs(root):
         if not sup_path.is_file():
             yield Reject(INFO.name, split, rel(rec_path, root),
@@ -294,7 +246,7 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
 
 
 def _pair(recs: list[tuple[int, Any]], sups: list[tuple[int, Any]], split: str,
-          rec_path: Path, where: tuple[str, str, str], files: FileIndex
+          rec_path: Path, where: tuple[str, str, str], files: AudioFiles
           ) -> Iterator[Record | Reject]:
     """The records and rejects of a manifest pair, ``(line, item)`` with Lhotse's
     objects or :mod:`lhotse_plain`'s views; ``where`` as :func:`_record` takes it."""
@@ -314,7 +266,7 @@ def _pair(recs: list[tuple[int, Any]], sups: list[tuple[int, Any]], split: str,
 
 
 def _plain_pair(recs: list[lhotse_plain.RecordingRow], sups: list[lhotse_plain.SupervisionRow],
-                split: str, rec_path: Path, where: tuple[str, str, str], files: FileIndex
+                split: str, rec_path: Path, where: tuple[str, str, str], files: AudioFiles
                 ) -> Iterator[Record | Reject]:
     """:func:`_pair` of two plain manifests (rows), the common case made inline: a whole
     recording of one file source that exists, a known language, some text, no alignment
@@ -322,7 +274,7 @@ def _plain_pair(recs: list[lhotse_plain.RecordingRow], sups: list[lhotse_plain.S
     makes); any other supervision goes through :func:`_record`.  Inline, a supervision
     parses in a third less time."""
     src, base, root = where
-    prefix = root.rstrip(os.sep) + os.sep  # rel_str's
+    folders = Folders(base, root, files)
     by_id = {r[1]: r for r in recs}
     used: set[Any] = set()
     for sup in sups:
@@ -337,10 +289,8 @@ def _plain_pair(recs: list[lhotse_plain.RecordingRow], sups: list[lhotse_plain.S
                 and (lang := _language_code(language)) is not None
                 and (target := tags.spoken_form(text or "", lang))
                 and len(sources) == 1 and sources[0][0] == "file" and not alignment
-                and (found := _find(sources[0][1], base, files)) is not None):
-            audio = _normpath(found)
-            yield Record(INFO.name, split, source_key(sid), audio,
-                         audio[len(prefix):] if audio.startswith(prefix) else audio, lang,
+                and (found := folders.locate(sources[0][1])) is not None):
+            yield Record(INFO.name, split, source_key(sid), found[0], found[1], lang,
                          (Label("asr", target, (("lang", lang),)),), True, (), src, line)
         else:
             yield from _record(lhotse_plain.supervision_view(sup),
