@@ -44,22 +44,6 @@ class ShardSpec:
         )
         return hashlib.sha256(payload.encode()).hexdigest()
 
-    def to_json(self) -> dict[str, Any]:
-        """JSON-safe form for shipping to workers."""
-        return {
-            "name": self.name,
-            "recipe": self.recipe,
-            "split": self.split,
-            "records": [r.to_json() for r in self.records],
-        }
-
-    @staticmethod
-    def from_json(d: dict[str, Any]) -> ShardSpec:
-        """Inverse of :meth:`to_json`."""
-        return ShardSpec(
-            d["name"], d["recipe"], d["split"], tuple(Record.from_json(r) for r in d["records"])
-        )
-
 
 def plan_shards(records: Iterable[Record], recipe: str, shard_size: int) -> list[ShardSpec]:
     """Group records by split, sort by key, and cut into shards of ``shard_size`` records."""
