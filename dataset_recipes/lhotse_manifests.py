@@ -284,12 +284,11 @@ def _plain_pair(recs: list[lhotse_plain.RecordingRow], sups: list[lhotse_plain.S
             yield _orphan(sid, rid, split, rec_path, src, line)
             continue
         used.add(rec[1])
-        sources = rec[3]
         if (not (start > WHOLE_TOLERANCE or abs(duration - rec[2]) > WHOLE_TOLERANCE)
                 and (lang := _language_code(language)) is not None
                 and (target := tags.spoken_form(text or "", lang))
-                and len(sources) == 1 and sources[0][0] == "file" and not alignment
-                and (found := folders.locate(sources[0][1])) is not None):
+                and len(rec) == 5 and rec[3] == "file" and not alignment
+                and (found := folders.locate(rec[4])) is not None):
             yield Record(INFO.name, split, source_key(sid), found[0], found[1], lang,
                          (Label("asr", target, (("lang", lang),)),), True, (), src, line)
         else:

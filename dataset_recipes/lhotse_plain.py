@@ -36,8 +36,10 @@ except ImportError:  # pragma: no cover - orjson is in requirements.lock
     orjson = None
 
 
-#: A plain recording line: ``(line, id, duration, ((source type, source), ...))``.
-RecordingRow = tuple[int, Any, Any, tuple[tuple[Any, Any], ...]]
+#: A plain recording line: ``(line, id, duration, type, source, type, source, ...)``, the
+#: type and path of each of its sources following, flat (a row holding tuples could stay
+#: tracked: the collector may look at a row before the tuples it holds).
+RecordingRow = tuple[Any, ...]
 #: A plain supervision line: ``(line, id, recording_id, start, duration, text, language,
 #: alignment)`` (alignment ``None`` or ``{kind: [Word, ...]}``).
 SupervisionRow = tuple[int, Any, Any, Any, Any, Any, Any, "dict[str, list[Word]] | None"]
@@ -113,22 +115,18 @@ def plain_recording(d: Any, line: int) -> RecordingRow:
             and (sources := d["sources"]).__class__ is list and len(sources) == 1
             and (s := sources[0]).__class__ is dict and len(s) == 3 and "channels" in s
             and d["channel_ids"] is not None):
-        return (line, d["id"], d["duration"], ((s["type"], s["source"]),))
+        return (line, d["id"], d["duration"], s["type"], s["source"])
     if (d.__class__ is not dict or not d.keys() <= _RECORDING_KEYS
             or "sampling_rate" not in d or "num_samples" not in d):
         raise NotPlain
     sources = d["sources"]
     if sources.__class__ is not list:
         raise NotPlain
-    if len(sources) == 1 and sources[0].__class__ is dict and sources[0].keys() == _SOURCE_KEYS:
-        plain = ((sources[0]["type"], sources[0]["source"]),)  # (most recordings)
-    elif all(s.__class__ is dict and s.keys() == _SOURCE_KEYS for s in sources):
-        plain = tuple((s["type"], s["source"]) for s in sources)
-    else:
+    if not all(s.__class__ is dict and s.keys() == _SOURCE_KEYS for s in sources):
         raise NotPlain
     if d.get("channel_ids") is None:
         sorted(c for s in sources for c in s["channels"])
-    return (line, d["id"], d["duration"], plain)
+    return (line, d["id"], d["duration"], *(x for s in sources for x in (s["type"], s["source"])))
 
 
 def plain_supervision(d: Any, line: int) -> SupervisionRow:
@@ -165,7 +163,8 @@ def plain_supervision(d: Any, line: int) -> SupervisionRow:
 
 def recording_view(row: RecordingRow) -> Recording:
     """A recording row with the attributes of Lhotse's ``Recording``."""
-    return Recording(row[1], tuple(Source(*s) for s in row[3]), row[2])
+    return Recording(row[1], tuple(Source(*row[i:i + 2]) for i in range(3, len(row), 2)),
+                     row[2])
 
 
 def supervision_view(row: SupervisionRow) -> Supervision:
