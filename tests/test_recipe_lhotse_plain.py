@@ -3,8 +3,10 @@ same records, rejects and errors as through :func:`lhotse.load_manifest`."""
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +143,77 @@ def test_plain_manifests_do_not_import_lhotse(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout
     assert out.split() == ["5", "False", "False"]
+
+
+def test_rows_are_flat_tuples_the_collector_stops_tracking(tmp_path: Path) -> None:
+    raw = _write(tmp_path, [*R, _rec(9, sources=[R[0]["sources"][0], R[1]["sources"][0]])],
+                 S, b"\n", True)
+    recs = lhotse_plain.read_plain(raw / "x_recordings_train.jsonl.gz",
+                                   lhotse_plain.plain_recording)
+    sups = lhotse_plain.read_plain(raw / "x_supervisions_train.jsonl.gz",
+                                   lhotse_plain.plain_supervision)
+    assert recs is not None and sups is not None
+    assert recs[0] == (1, "r0", 1.0, "file", "audio/r0.wav")
+    assert recs[5] == (6, "r9", 1.0, "file", "audio/r0.wav", "file", "audio/r1.wav")
+    assert sups[4] == (5, "s4", "r4", 0.0, 1.0, "HELLO, WORLD 4!", "English", None)
+    assert lhotse_plain.recording_view(recs[5]) == lhotse_plain.Recording(
+        "r9", (lhotse_plain.Source("file", "audio/r0.wav"),
+               lhotse_plain.Source("file", "audio/r1.wav")), 1.0)
+    gc.collect()  # a tracked row would cost every full collection a look at it
+    assert [(type(r), gc.is_tracked(r)) for r in recs + sups] == [(tuple, False)] * 11
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n", b"\r"], ids=["lf", "crlf", "cr"])
+@pytest.mark.parametrize("last_end", [True, False], ids=["ends", "open"])
+def test_chunked_reading_gives_the_lines_iteration_gives(
+        end: bytes, last_end: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = b"".join(line + end for line in _lines(S, ascii_only=False))
+    path = tmp_path / "x_supervisions_train.jsonl"
+    path.write_bytes(data if last_end else data[:-len(end)])
+    with open(path) as f:  # the lines as Lhotse's load_jsonl gets them
+        want = [lhotse_plain.plain_supervision(json.loads(line), n)
+                for n, line in enumerate(f, 1)]
+    assert len(want) == 5
+    for chunk in (1, 2, 3, 7, 64, 1 << 20):  # chunk ends inside lines and between \r and \n
+        monkeypatch.setattr(lhotse_plain, "_CHUNK", chunk)
+        assert lhotse_plain.read_plain(path, lhotse_plain.plain_supervision) == want
+
+
+def test_folders_answer_as_find_and_normpath(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataset_recipes.common import rel_str
+    from dataset_recipes.lhotse_audio import AudioFiles, Folders, find, normpath
+
+    cwd, out = tmp_path / "cwd", str(tmp_path / "out")
+    for name in ("cwd/corpus/m/audio/a.wav", "cwd/corpus/m/audio/.h.wav", "cwd/corpus/m/top.wav",
+                 "cwd/audio/b.wav", "cwd/c.wav", "out/d.wav"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).touch()
+    monkeypatch.chdir(cwd)
+    simple = ["audio/a.wav", "top.wav", "audio/b.wav", "c.wav", f"{cwd}/corpus/m/audio/a.wav",
+              f"{out}/d.wav"]
+    odd = ["./audio/a.wav", "audio//a.wav", "audio/../audio/a.wav", "audio/.h.wav", "audio/",
+           "", "/", "/d.wav", f"{out}//d.wav", "audio/gone.wav", f"{out}/gone.wav", "audio/.",
+           "audio/..", 5, None]
+    # corpus roots: absolute, relative, and relative through '..' (relative sources there
+    # are left to find)
+    for root in (str(cwd / "corpus"), "corpus", "../cwd/corpus"):
+        base = os.path.join(root, "m", "")
+        files = AudioFiles()
+        folders = Folders(base, root, files)
+        for path in simple + odd:
+            try:
+                found = find(path, base, files)  # type: ignore[arg-type]
+            except TypeError:
+                found = None
+            want = None if found is None else (normpath(found), rel_str(normpath(found), root))
+            got = folders.locate(path)
+            assert got == want or (got is None and (path in odd or root[0] == ".")), path
+        if root[0] == ".":
+            assert [folders.locate(p) is None for p in simple] == [True] * 4 + [False] * 2
+            continue
+        whole = f"{cwd}/corpus/m/audio/a.wav"
+        assert [folders.locate(p) for p in simple] == [
+            (f"{base}audio/a.wav", "m/audio/a.wav"), (f"{base}top.wav", "m/top.wav"),
+            (f"{cwd}/audio/b.wav", f"{cwd}/audio/b.wav"), (f"{cwd}/c.wav", f"{cwd}/c.wav"),
+            (whole, "m/audio/a.wav" if root[0] == "/" else whole), (f"{out}/d.wav", f"{out}/d.wav")]

@@ -8,7 +8,7 @@ from pipeline import tags
 
 ROOT = Path(__file__).resolve().parents[1]
 NOT_RECIPES = {"__init__", "common", "build", "download", "hf_sources", "textfiles",
-               "lhotse_plain"}
+               "lhotse_plain", "lhotse_audio"}
 MODULE_NAMES = {"lhotse": "lhotse_manifests"}
 
 
