@@ -84,32 +84,29 @@ def locate(raw: Path) -> Path:
     return find_root(raw, INFO, _is_root, ("clotho", "Clotho"))
 
 
-def _collapse(text: str) -> str:
-    """``" ".join(text.split())``: runs of whitespace as one space, none at either end.
-    A printable text holds no whitespace but the space (every other whitespace
-    character is unprintable), so one without two spaces in a row or a space at an end
-    is its own answer, found without splitting it."""
-    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
-        return text
-    return " ".join(text.split())
-
-
 def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
     csv_path = root / f"clotho_captions_{split}.csv"
     src, audio = rel(csv_path, root), file_names(root / split)
     rejects, folder = Rejects(INFO.name, root), Folder(root / split, root)
+    audio_at, source_at = folder.audio(""), folder.source("")
     columns, rows = read_csv_fields(csv_path, root, INFO.name, split, ("file_name",))
     name_at = columns["file_name"]
     captions_at = [(col, columns.get(col)) for col in CAPTIONS]  # (None: no such column)
     for item in rows:
-        if isinstance(item, Reject):
+        if item.__class__ is not tuple:  # (a Reject)
             yield item
             continue
         line, fields = item
         name = fields[name_at].strip()
         labels = []
         for col, at in captions_at:
-            caption = _collapse(fields[at]) if at is not None else ""
+            caption = fields[at] if at is not None else ""
+            # A caption is its collapsed form (" ".join(caption.split())) when it is
+            # printable (so holds no whitespace but the space) without two spaces in a
+            # row or a space at an end: nearly all are, found without splitting them
+            if not (caption.isprintable() and "  " not in caption and caption[:1] != " "
+                    and caption[-1:] != " "):
+                caption = " ".join(caption.split())
             if caption:
                 labels.append(Label("aac", caption))  # (Label.make's, no arguments)
             else:
@@ -119,9 +116,8 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
             yield rejects.missing(split, root / split / name, csv_path, line)
             continue
         if labels:
-            yield Record(INFO.name, split, source_key(stem(name)),
-                         folder.audio(name), folder.source(name), "unknown", tuple(labels),
-                         listing=src, line=line)
+            yield Record(INFO.name, split, source_key(stem(name)), audio_at + name,
+                         source_at + name, "unknown", tuple(labels), False, (), src, line)
 
 
 def prepare(root: Path) -> Iterator[Record | Reject]:

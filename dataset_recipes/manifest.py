@@ -270,7 +270,13 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
                          f"{sample[1]!r} of an earlier row on {audio}", line=line)
         else:
             samples[(split, audio)] = (*sample, *label)
-    for (split, audio), (key, lang, line, path, *labels) in samples.items():
+    for (split, audio), sample in samples.items():
+        if len(sample) == 7:  # one label (most samples): no slicing of the flat fields
+            key, lang, line, path, task, target, args = sample
+            yield Record(INFO.name, split, key, path, audio, lang,
+                         (Label(task, target, args),), task == "asr", (), name, line)
+            continue
+        key, lang, line, path, *labels = sample
         tasks_of = labels[::3]
         yield Record(INFO.name, split, key, path, audio, lang, _labels(labels),
                      "asr" in tasks_of and "srwt" not in tasks_of, (), name, line)
@@ -278,8 +284,6 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
 
 def _labels(flat: list[Any]) -> tuple[Label, ...]:
     """The labels of a sample's flat ``task, target, args, task, ...`` fields."""
-    if len(flat) == 3:  # (most samples have one)
-        return (Label(*flat),)
     return tuple(Label(*flat[i:i + 3]) for i in range(0, len(flat), 3))
 
 

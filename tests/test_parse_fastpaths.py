@@ -159,3 +159,22 @@ def test_gtzan_records_and_rejects_as_without_the_fast_check(
         assert (records, unreadable, len(fast)) == ((7, 4, 12) if ext == ".au" else (3, 8, 12))
         corrupt = next(item for item in fast if "jazz.00054" in item)
         assert ("a known corrupt file of the re-upload" in corrupt) == (ext == ".wav")
+
+
+def test_source_key_hash_is_sha256() -> None:
+    """source_key's SHA-256 (CPython's own module where there is one) gives hashlib's
+    digests, so keys are those of any Python."""
+    import hashlib
+    import random
+
+    from dataset_recipes import common
+
+    rng = random.Random(5)
+    names = ["", "Car Keys", "a/b.wav", "\u00e9\u4e2d", "x" * 200, "bad\udcff"]
+    names += ["".join(chr(rng.randrange(1, 0x3000)) for _ in range(rng.randrange(30)))
+              for _ in range(2000)]
+    for name in names:
+        data = name.encode("utf-8", "surrogateescape")
+        assert common._sha256(data).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert common.source_key("Car Keys") == "Car_Keys-" + hashlib.sha256(
+        b"Car Keys").hexdigest()[:8]
