@@ -8,6 +8,7 @@ named here once (see ``FORMAT.md``).
 
 from __future__ import annotations
 
+import copy
 import inspect
 import re
 from collections.abc import Callable
@@ -215,11 +216,25 @@ class SampleMeta:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """Dict written as the sample's JSON; optional empty fields are left out."""
-        d = asdict(self)
-        for k in ("words", "truncated_from"):
-            if d[k] is None:
-                del d[k]
-        if not d["meta"]:
-            del d["meta"]
+        """Dict written as the sample's JSON; optional empty fields are left out.
+
+        ``dataclasses.asdict`` and its deep copies, spelled out (the build writes one per
+        clip: asdict was 4% of writing a shard that keeps its FLAC)."""
+        d: dict[str, Any] = {
+            "key": self.key, "tasks": [dict(t) for t in self.tasks],
+            "duration": self.duration, "language": self.language,
+            "source": dict(self.source), "sample_rate": self.sample_rate,
+            "format_version": self.format_version}
+        if self.words is not None:
+            d["words"] = [dict(w) for w in self.words]
+        if self.truncated_from is not None:
+            d["truncated_from"] = self.truncated_from
+        if self.meta:
+            d["meta"] = copy.deepcopy(self.meta)
         return d
+
+
+if tuple(f.name for f in fields(SampleMeta)) != (
+        "key", "tasks", "duration", "language", "source", "sample_rate", "format_version",
+        "words", "truncated_from", "meta"):
+    raise AssertionError("SampleMeta.to_json spells out SampleMeta's fields: update it")

@@ -135,3 +135,29 @@ def test_no_second_copy_of_the_rate_or_the_index_kind() -> None:
             if re.search(r"\b16_?000\b|wids-shard-index-v1|def decode_flac", line):
                 copies.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
     assert copies == []
+
+
+@pytest.mark.parametrize("meta", [
+    record.SampleMeta("k1", [{"task": "asr", "prompt": "p", "target": "hi"}], 1.25, "en",
+                      {"recipe": "r", "split": "s", "file": "a.flac"}),
+    record.SampleMeta("k2", [{"task": "srwt", "prompt": "p", "target": "t"}], 2.0, "zh",
+                      {"recipe": "r", "split": "s", "file": "b.wav"},
+                      words=[{"word": "你", "start": 0.1, "end": 0.4}], truncated_from=31.5,
+                      meta={"aqa_confidence": ("yes", "maybe"), "span": {"start_s": [1, 2.5]}}),
+    record.SampleMeta("k3", [], 0.5, "unknown", {}, words=[], meta={}),
+])
+def test_sample_json_is_the_dataclass_as_a_dict_without_empty_options(meta) -> None:
+    """SampleMeta.to_json builds ``dataclasses.asdict``'s dict by hand (one per clip): the
+    same keys, values and JSON bytes, no None options or empty meta, and no aliasing."""
+    from dataclasses import asdict
+
+    want = {k: v for k, v in asdict(meta).items()
+            if not (k in ("words", "truncated_from") and v is None) and not (k == "meta" and not v)}
+    got = meta.to_json()
+    assert got == want and fmt.json_bytes(got) == fmt.json_bytes(want)
+    assert list(got) == list(want)  # (field order, as asdict gives it)
+    got["tasks"].append({})
+    got["source"].clear()
+    if "meta" in got:
+        got["meta"]["span"]["start_s"].append(9)
+    assert meta.to_json() == want  # the record's own containers are untouched
