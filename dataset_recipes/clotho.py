@@ -104,8 +104,8 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
             # A caption is its collapsed form (" ".join(caption.split())) when it is
             # printable (so holds no whitespace but the space) without two spaces in a
             # row or a space at an end: nearly all are, found without splitting them
-            if not (caption.isprintable() and "  " not in caption and caption[:1] != " "
-                    and caption[-1:] != " "):
+            if not (caption and caption.isprintable() and "  " not in caption
+                    and caption[0] != " " and caption[-1] != " "):
                 caption = " ".join(caption.split())
             if caption:
                 labels.append(Label("aac", caption))  # (Label.make's, no arguments)

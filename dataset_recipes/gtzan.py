@@ -209,8 +209,7 @@ def _clip_names(folder: Path, ext: str) -> list[str]:
     """The names ``sorted(folder.glob("*" + ext))`` gives (any entry whose name ends with
     ``ext``, hidden or not; none if the folder cannot be read), without a ``Path`` each."""
     try:
-        with os.scandir(folder) as entries:
-            return sorted(e.name for e in entries if e.name.endswith(ext))
+        return sorted([name for name in os.listdir(folder) if name.endswith(ext)])
     except PermissionError:
         return []
 

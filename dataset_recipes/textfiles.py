@@ -252,9 +252,11 @@ def _csv_rows(records: Iterator[tuple[int, list[str], str | None]], src: str, re
             yield Reject(recipe, split, src, f"malformed row: expected {len(header)} fields",
                          line=n)
         else:
-            empty = [c for c, i in required_at if not fields[i].strip()]
-            if empty:
-                yield Reject(recipe, split, src, f"empty field(s) {empty}", line=n)
+            for _, i in required_at:  # (a loop, not a list per row: most rows have all)
+                if not fields[i].strip():
+                    empty = [c for c, j in required_at if not fields[j].strip()]
+                    yield Reject(recipe, split, src, f"empty field(s) {empty}", line=n)
+                    break
             else:
                 yield n, dict(zip(header, fields, strict=True)) if as_dict else fields
 
