@@ -163,10 +163,12 @@ _Args = tuple[tuple[str, str], ...]
 _LabelArgs = tuple[str, str, _Args]
 
 
-def _label(row: dict[str, Any], prompts: dict[tuple[str, _Args], _Args]) -> _LabelArgs | str:
+def _label(row: dict[str, Any], lang: str, prompts: dict[tuple[str, _Args], _Args]
+           ) -> _LabelArgs | str:
     """The row's label as ``(task, target, args)``, or why it is unusable (checked as the
-    build will check it).  ``prompts``: the (task, arguments) whose prompt was already
-    built without error, each to one shared ``args`` tuple."""
+    build will check it).  ``lang``: the row's language (``unknown`` if none).
+    ``prompts``: the (task, arguments) whose prompt was already built without error,
+    each to one shared ``args`` tuple."""
     get = row.get
     task = get("task", "")
     text = row["text"] if "text" in row else get("label", "")
@@ -179,9 +181,6 @@ def _label(row: dict[str, Any], prompts: dict[tuple[str, _Args], _Args]) -> _Lab
             audio if audio.__class__ is str else str(audio)).strip():
         missing = [c for c in REQUIRED if not str(row.get(c, "")).strip()]
         return f"missing field(s) {missing + ([] if text.strip() else ['text'])}"
-    lang = get("language") or "unknown"
-    if lang.__class__ is not str:
-        lang = str(lang)
     if task == "asr" or task == "srwt":
         args: tuple[tuple[str, str], ...] = (("lang", lang),)
     elif task in _ARGS:
@@ -221,8 +220,8 @@ _SEP, _ALTSEP = os.sep, os.altsep
 def _without_ext(path: str) -> str:
     """``os.path.splitext(path)[0]``, its common case without its generic code."""
     dot, slash = path.rfind("."), path.rfind(_SEP)
-    if dot > slash + 1 and path[slash + 1:dot].strip(".") and not _ALTSEP:
-        return path[:dot]
+    if dot > slash + 1 and path[slash + 1] != "." and not _ALTSEP:  # (a name with no
+        return path[:dot]  # leading dot has its extension after its last dot)
     return os.path.splitext(path)[0]
 
 
@@ -239,11 +238,12 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
     sep_dot, sep_sep = sep + ".", sep + sep
     prefix = base if not base or base.endswith(sep) else base + sep  # os.path.join's
     for line, row in _rows(root):
-        if isinstance(row, str):
+        if row.__class__ is str:  # (why the line has no row)
             yield Reject(INFO.name, "unknown", name, row, line=line)
             continue
-        split, label = str(row.get("split") or "train"), _label(row, prompts)
-        if isinstance(label, str):
+        split, lang = str(row.get("split") or "train"), str(row.get("language") or "unknown")
+        label = _label(row, lang, prompts)
+        if label.__class__ is str:  # (why the row has no label)
             yield Reject(INFO.name, split, name, label, line=line)
             continue
         audio = row["audio"]
@@ -252,24 +252,24 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
         if (not audio or audio[0] == "." or audio[-1] == sep or sep_dot in audio
                 or sep_sep in audio or altsep):  # else normpath would leave it as is
             audio = normpath(audio)
-        sample = samples.get((split, audio))
+        at = (split, audio)
+        sample = samples.get(at)
         if sample is None:
             path = audio if audio.startswith(sep) else prefix + audio  # os.path.join's
             if not files.exists(path):
                 yield Reject(INFO.name, split, audio, f"listed in {name} line {line} but "
                              "the audio file is missing", line=line)
                 continue
-        lang, given = str(row.get("language") or "unknown"), row.get("key")
+        given = row.get("key")
         if sample is None or given:  # (a given key is checked on every row)
-            key = source_key(str(given)) if given else source_key(
-                audio, readable=_without_ext(audio))
+            key = source_key(str(given)) if given else source_key(audio, _without_ext(audio))
         if sample is None:
-            samples[(split, audio)] = (key, lang, line, path, *label)
+            samples[at] = (key, lang, line, path, *label)
         elif sample[1] != lang:
             yield Reject(INFO.name, split, name, f"language {lang!r} differs from "
                          f"{sample[1]!r} of an earlier row on {audio}", line=line)
         else:
-            samples[(split, audio)] = (*sample, *label)
+            samples[at] = (*sample, *label)
     for (split, audio), sample in samples.items():
         if len(sample) == 7:  # one label (most samples): no slicing of the flat fields
             key, lang, line, path, task, target, args = sample

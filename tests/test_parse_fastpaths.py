@@ -178,3 +178,13 @@ def test_source_key_hash_is_sha256() -> None:
         assert common._sha256(data).hexdigest() == hashlib.sha256(data).hexdigest()
     assert common.source_key("Car Keys") == "Car_Keys-" + hashlib.sha256(
         b"Car Keys").hexdigest()[:8]
+
+
+def test_path_helpers_match_os_path_on_random_names() -> None:
+    import random
+
+    rng = random.Random(7)
+    for _ in range(50_000):
+        name = "".join(rng.choice("a./ b") for _ in range(rng.randrange(9)))
+        assert _without_ext(name) == os.path.splitext(name)[0], repr(name)
+        assert stem(name) == os.path.splitext(os.path.basename(name))[0], repr(name)
