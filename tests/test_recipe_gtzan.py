@@ -130,3 +130,58 @@ def test_clip_listing_and_header_check_match_glob_and_sf_info(tmp_path):
     assert outcomes == {n: outcome(sf.info, tmp_path / n) for n in names}
     assert outcomes["blues.00001.au"] == "read"
     assert outcomes["jazz.00055.wav"] == "Format not recognised."
+
+
+def _reupload_with_bad_clips(raw):
+    """The re-upload fixture plus three clips no decoder reads, named as GTZAN names them
+    (not the known corrupt one): garbage, empty, a bare RIFF header."""
+    import shutil
+
+    shutil.copytree(FIXTURE / "reupload", raw)
+    blues = raw / "Data" / "genres_original" / "blues"
+    (blues / "blues.00030.wav").write_bytes(b"not audio at all" * 8)
+    (blues / "blues.00031.wav").write_bytes(b"")
+    (blues / "blues.00032.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
+    return raw
+
+
+def test_parse_opens_only_the_known_corrupt_clip(tmp_path, monkeypatch):
+    """Clips are decoded by the build; the parse reads the header of jazz.00054.wav only,
+    so that its reject names the known problem."""
+    from dataset_recipes import gtzan
+
+    opened = []
+    read_header = gtzan._read_header
+    monkeypatch.setattr(gtzan, "_read_header", lambda path: opened.append(path) or
+                        read_header(path))
+    records, rejects = parse_corpus(RECIPE, _reupload_with_bad_clips(tmp_path / "raw"))
+    assert [Path(p).name for p in opened] == ["jazz.00054.wav"]
+    assert [(r.split, r.key) for r in records] == [
+        ("valid", "blues_00000"), ("train", "blues_00029"), ("train", "blues_00030"),
+        ("train", "blues_00031"), ("train", "blues_00032"), ("test", "jazz_00073")]
+    assert [(r.source, r.reason) for r in rejects if "unreadable" in r.reason] == [
+        ("genres_original/jazz/jazz.00054.wav", CORRUPT)]
+
+
+def test_build_rejects_every_unreadable_clip_naming_it(tmp_path):
+    """End to end: the known corrupt clip is a parse reject with its hint, the other
+    unreadable clips rejects of the build's decode, each naming its file; the build goes
+    on with the readable clips."""
+    import json
+
+    raw = _reupload_with_bad_clips(tmp_path / "raw")
+    out = tmp_path / "out"
+    report = run_build(RECIPE, RECIPE.locate(raw), out,
+                       BuildOptions(shard_size=4, long_audio="truncate"),
+                       runner="local", progress=False)
+    rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+    unreadable = sorted((r["source"], r["stage"], r["reason"].split(" (")[0])
+                        for r in rejects if "unreadable" in r["reason"])
+    assert unreadable == [
+        ("genres_original/blues/blues.00030.wav", "audio", "unreadable audio"),
+        ("genres_original/blues/blues.00031.wav", "audio", "unreadable audio"),
+        ("genres_original/blues/blues.00032.wav", "audio", "unreadable audio"),
+        ("genres_original/jazz/jazz.00054.wav", "parse", "unreadable audio")]
+    known = next(r for r in rejects if r["source"].endswith("jazz.00054.wav"))
+    assert known["reason"] == CORRUPT and known["split"] == "train"
+    assert report["samples"] == 3 and report["rejects"] == 7
