@@ -26,9 +26,9 @@ from pipeline.record import Record
 FAST_ITEMS = {"gtzan": 1_000, "cochlscene": 4_000, "lhotse": 4_000}
 DEFAULT_FAST_ITEMS = 10_000
 SLOW_ITEMS = 100_000
-#: Least items per CPU second: linear parsing keeps it even on a loaded machine (the
-#: slowest recipe, GTZAN, which opens every clip, parses ~11,000/s on a quiet one),
-#: quadratic parsing falls far below.
+#: Least items per CPU second: linear parsing keeps it even on a loaded machine (every
+#: recipe parses ~40,000/s or more on a quiet one: bench/RESULTS.md), quadratic parsing
+#: falls far below.
 MIN_RATE = 2_000
 #: Most a 4 times larger corpus may cost: 16 for quadratic parsing, 4 for linear; the
 #: margin absorbs the noise of a shared machine.
