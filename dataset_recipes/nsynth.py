@@ -149,16 +149,41 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
         raise InputError(f"{path}: expected a JSON object keyed by note_str; is this NSynth's "
                          "examples.json?")
     # Nothing is yielded before the whole file has parsed (a syntax error anywhere rejects
-    # the split), so each entry is checked as it is parsed and only its target (or why it
-    # has none) is kept: the entries' dicts, most of the memory, are dropped at once.
-    checked: list[tuple[int, str, str, bool]] = []  # (line, key, target or reason, is target)
+    # the split), so each entry is checked as it is parsed and only its labels (or why it
+    # has none) are kept: the entries' dicts, most of the memory, are dropped at once.
+    # One labels tuple per distinct target (labels are frozen): notes of one instrument
+    # family, pitch, velocity and qualities share it, which saves making and keeping one.
+    labels: dict[str, tuple[Label]] = {}
+
+    def labels_of(key: str, entry: Any) -> tuple[Label] | None:
+        """The shared labels of a usable entry as orjson read it, else ``None`` (json
+        reads it again and _check says why: only what json reads alike is taken)."""
+        try:
+            target = _check(key, entry, None)
+        except ValueError:
+            return None
+        shared = labels.get(target)
+        if shared is None:
+            shared = labels[target] = (Label("mna", target),)
+        return shared
+
+    checked: list[tuple[int, str, tuple[Label] | str]] = []  # (line, key, labels or reason)
     add = checked.append
     try:
-        for line, key, entry, start, end in json_members(text):
+        for line, key, entry, start, end in json_members(text, quick=None if dirty else
+                                                          labels_of):
+            if entry.__class__ is tuple:  # (labels_of's: json's values never are tuples)
+                add((line, key, entry))
+                continue
             try:
-                add((line, key, _check(key, entry, text[start:end] if dirty else None), True))
+                target = _check(key, entry, text[start:end] if dirty else None)
             except ValueError as err:
-                add((line, key, str(err), False))
+                add((line, key, str(err)))
+                continue
+            shared = labels.get(target)
+            if shared is None:
+                shared = labels[target] = (Label("mna", target),)
+            add((line, key, shared))
     except json.JSONDecodeError as err:
         yield Reject(INFO.name, split, src, f"malformed JSON ({err.msg}, column {err.colno}); "
                      "no note of this split can be read: re-extract the archive", line=err.lineno)
@@ -167,21 +192,15 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
     audio, rejects, listed = file_names(audio_dir), Rejects(INFO.name, root), set()
     folder, recipe = Folder(audio_dir, root), INFO.name
     audio_path, source_path = folder.audio, folder.source
-    # One labels tuple per distinct target (labels are frozen): notes of one instrument
-    # family, pitch, velocity and qualities share it, which saves making and keeping one.
-    labels: dict[str, tuple[Label]] = {}
-    for line, key, label, ok in checked:
+    for line, key, shared in checked:
         name = f"{key}.wav"
         listed.add(name)
-        if not ok:
-            yield Reject(recipe, split, src, f"{key}: {label}", line=line)
+        if shared.__class__ is str:  # (why the entry has no target)
+            yield Reject(recipe, split, src, f"{key}: {shared}", line=line)
             continue
         if name not in audio:
             yield rejects.missing(split, audio_dir / name, path, line)
             continue
-        shared = labels.get(label)
-        if shared is None:
-            shared = labels[label] = (Label("mna", label),)
         yield Record(recipe, split, source_key(key), audio_path(name), source_path(name),
                      "unknown", shared, False, (), src, line)
     yield from rejects.unlisted(split, (audio_dir / n for n in sorted(audio) if

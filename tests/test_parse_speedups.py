@@ -14,7 +14,7 @@ from dataset_recipes import nsynth
 from dataset_recipes.manifest import _json_row
 from dataset_recipes.textfiles import json_members
 from pipeline import tags
-from pipeline.record import sanitize_key
+from pipeline.record import Record, sanitize_key
 
 _ASCII = [chr(c) for c in range(128)]
 
@@ -118,3 +118,67 @@ def test_nsynth_target_accepts_int_subclasses_as_before() -> None:
              "instrument_family_str": "synth_lead", "qualities_str": []}
     assert nsynth.target(entry) == ("<|pitch|><|midi_pitch_60|><|velocity|>"
                                     "<|midi_velocity_100|><|instrument|>synth_lead<|sonic|>none")
+
+
+_VALUES = ['{"a": 1, "b": [1, 2]}', '{"a": {"b": 1}}', '{"a": "}"}', '{"a": "x}", "b": 2}',
+           '{"a": NaN}', '{"a": 123456789012345678901234567890}', '{"a": "\\ud800"}',
+           '{"a": 1, "a": 2}', '{}', '{"a": 1e400}', '{"a": -0, "b": 0.1}', '[1]', '"s"',
+           '{"a": "\\u00e9\\n"}', '{"a": 1 }', '{"a": 1,}']
+
+
+@pytest.mark.parametrize("value", _VALUES)
+def test_json_members_quick_gives_json_values_where_it_takes_orjson(value: str) -> None:
+    text = '{\n "k": ' + value + ',\n "z": {"n": 1}\n}'
+    seen: list[object] = []
+
+    def quick(key: str, obj: object) -> object:
+        seen.append((key, obj))
+        return obj
+
+    try:
+        expected = [(line, key, value, start, end) for line, key, value, start, end
+                    in json_members(text)]
+    except json.JSONDecodeError as err:
+        with pytest.raises(json.JSONDecodeError) as ours:
+            list(json_members(text, quick=quick))
+        assert (ours.value.msg, ours.value.pos) == (err.msg, err.pos)
+        return
+    got = list(json_members(text, quick=quick))
+    assert [g[:2] + g[3:] for g in got] == [e[:2] + e[3:] for e in expected]
+    for (_, key, ours, _, _), (_, _, theirs, _, _) in zip(got, expected, strict=True):
+        if (key, ours) in seen:  # orjson's reading, taken: json's but for huge integers
+            assert ours == theirs or "1234567890" in value
+        else:
+            assert repr(ours) == repr(theirs)
+    # a quick that declines everything leaves json's values
+    assert repr(list(json_members(text, quick=lambda k, v: None))) == repr(expected)
+
+
+def test_nsynth_records_and_rejects_as_without_quick(tmp_path, monkeypatch) -> None:
+    """Entries orjson reads differently (huge integers, NaN, nested objects, braces in
+    strings, duplicate fields) give the same records and rejects as json's reading."""
+    good = {"note_str": "k", "pitch": 60, "velocity": 100, "instrument_family_str": "bass",
+            "qualities_str": ["dark"], "qualities": [0, 1, 0]}
+    variants = ['"pitch": 123456789012345678901234567890', '"velocity": 18446744073709551616',
+                '"pitch": NaN', '"x": {"y": 1}', '"s": "a}b"', '"pitch": 61, "pitch": 62',
+                '"note_str": "other"', '"qualities_str": [1e400]', '"pitch": 60.0', '"z": 1']
+    members = []
+    for i, extra in enumerate(variants):
+        body = json.dumps({**good, "note_str": f"k{i}"}, indent=2)[:-1] + f", {extra}}}"
+        members.append(f'"k{i}": {body}')
+    members += ['"s": "text"', '"n": 5', f'"k{len(variants)}": ' + json.dumps(
+        {**good, "note_str": f"k{len(variants)}"})]
+    split = tmp_path / "nsynth-train"
+    (split / "audio").mkdir(parents=True)
+    for i in (0, 2, 4, 5, 6, 8, 10):
+        (split / "audio" / f"k{i}.wav").write_bytes(b"")
+    (split / "examples.json").write_text("{\n  " + ",\n  ".join(members) + "\n}\n")
+    got = [repr(item) for item in nsynth.prepare(tmp_path)]
+    plain = nsynth.json_members
+    monkeypatch.setattr(nsynth, "json_members", lambda text, quick=None: plain(text))
+    assert got == [repr(item) for item in nsynth.prepare(tmp_path)]
+    records = [item for item in nsynth.prepare(tmp_path) if isinstance(item, Record)]
+    assert [(r.key, r.labels[0].target[:26]) for r in records] == [
+        ("k4", "<|pitch|><|midi_pitch_60|>"), ("k5", "<|pitch|><|midi_pitch_62|>"),
+        ("k10", "<|pitch|><|midi_pitch_60|>")]
+    assert "k0: pitch 123456789012345678901234567890 is not a MIDI value" in got[0]
