@@ -175,17 +175,15 @@ def csv_records(path: Path, encoding: Encoding = UTF8, **fmt: Any
         if text is not None:  # csv counts the lines it reads: a record starts after the last
             reader, last = csv.reader(text, **fmt), 0
             while True:
-                try:
-                    fields = next(reader)
-                except StopIteration:
+                try:  # (a for loop, resumed after an error: no next() call per record)
+                    for fields in reader:
+                        if fields:
+                            yield last + 1, fields, None
+                        last = reader.line_num
                     return
                 except csv.Error as err:
                     yield last + 1, [], f"malformed CSV record ({err})"
                     last = reader.line_num
-                    continue
-                if fields:
-                    yield last + 1, fields, None
-                last = reader.line_num
     state: dict[str, Any] = {"line": 0, "bad": None}
 
     def feed() -> Iterator[str]:
@@ -246,12 +244,12 @@ def _csv_rows(records: Iterator[tuple[int, list[str], str | None]], src: str, re
     """The data rows of a CSV file (as field lists, or as ``{column: field}`` dicts) and
     the rejects of :func:`read_csv_rows`.  ``columns[c]`` is the index of column ``c``'s
     last occurrence, the field a row dict holds."""
-    required_at = [(c, columns[c]) for c in required]
+    required_at, width = [(c, columns[c]) for c in required], len(header)
     for n, fields, bad in records:
         if bad is not None:
             yield Reject(recipe, split, src, bad, line=n)
-        elif len(fields) != len(header):
-            yield Reject(recipe, split, src, f"malformed row: expected {len(header)} fields",
+        elif len(fields) != width:
+            yield Reject(recipe, split, src, f"malformed row: expected {width} fields",
                          line=n)
         else:
             for _, i in required_at:  # (a loop, not a list per row: most rows have all)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
@@ -19,7 +19,7 @@ from typing import Any
 from pipeline.format import AUDIO_EXT, FORMAT_VERSION, KEY_RE, META_EXT, SAMPLE_RATE
 
 __all__ = ["AUDIO_EXT", "FORMAT_VERSION", "KEY_RE", "META_EXT", "Label", "Record", "Reject",
-           "SampleMeta", "Word", "sanitize_key"]
+           "SampleMeta", "Word", "labels_of", "sanitize_key"]
 
 _KEY_BAD = re.compile(r"[^A-Za-z0-9_\-]")
 #: ``_KEY_BAD.sub("_", ...)`` of ASCII text as a ``bytes.translate`` table (one C pass).
@@ -74,6 +74,21 @@ class Label:
     def kwargs(self) -> dict[str, str]:
         """Prompt arguments as a dict."""
         return dict(self.args)
+
+
+def labels_of(task: str, targets: Iterable[str]) -> tuple[Label, ...]:
+    """``tuple(Label(task, target) for target in targets)``, for recipes that make several
+    labels an item (Clotho: five captions a clip): each is made by ``object.__new__`` with
+    its slots set as :meth:`Label.__init__` sets them, without a call of it per label."""
+    new, (set_task, set_target, set_args) = object.__new__, _LABEL_SLOTS
+    made = []
+    for target in targets:
+        label = new(Label)
+        set_task(label, task)
+        set_target(label, target)
+        set_args(label, ())
+        made.append(label)
+    return tuple(made)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import pytest
 from dataset_recipes import textfiles
 from dataset_recipes.common import FileIndex, stem
 from dataset_recipes.manifest import _without_ext
-from pipeline.record import Label, Record
+from pipeline.record import Label, Record, labels_of
 
 _TEXT = "\ufeffab\r\n\n  \ncaf\u00e9\t\u4e2d\r\r\nlast"
 
@@ -111,3 +111,42 @@ def test_path_helpers_match_os_path_on_random_names() -> None:
         name = "".join(rng.choice("a./ b") for _ in range(rng.randrange(9)))
         assert _without_ext(name) == os.path.splitext(name)[0], repr(name)
         assert stem(name) == os.path.splitext(os.path.basename(name))[0], repr(name)
+
+
+def test_labels_of_makes_the_labels_init_makes() -> None:
+    made = labels_of("aac", iter(["a dog", "", "a dog"]))
+    assert made == tuple(Label("aac", t) for t in ("a dog", "", "a dog"))
+    assert [repr(x) for x in made] == [repr(Label("aac", t)) for t in ("a dog", "", "a dog")]
+    assert made[0].__class__ is Label and hash(made[0]) == hash(Label("aac", "a dog"))
+    assert pickle.loads(pickle.dumps(made)) == made and replace(made[1], target="b").target == "b"
+    assert asdict(made[0]) == {"task": "aac", "target": "a dog", "args": ()}
+    assert labels_of("aac", []) == ()
+    with pytest.raises(AttributeError):
+        made[0].target = "q"  # type: ignore[misc]
+
+
+def test_clotho_row_check_as_caption_by_caption(tmp_path: Path) -> None:
+    """Clotho's one check of a row's five captions takes a row only where each caption
+    is its collapsed form and not empty (else the captions are read one by one)."""
+    import csv
+    import random
+
+    from dataset_recipes import clotho
+
+    rng = random.Random(3)
+    pool = ["A dog barks.", "caf\u00e9 au lait", "x", "a | b", "", " ", "  lead", "trail ",
+            "two  spaces", "tab\tx", "nb\u00a0sp", "ideo\u3000x", "ls\u2028x", "zw\u200bx",
+            "bell\x07", "del\x7f", "nel\x85", "a   b", "\x1f", "\u00adsoft"]
+    rows = [[f"c{i}.wav"] + [rng.choice(pool[:4] if rng.random() < 0.85 else pool)
+                             for _ in range(5)] for i in range(3000)]
+    (tmp_path / "development").mkdir()
+    for row in rows:
+        (tmp_path / "development" / row[0]).write_bytes(b"")
+    with open(tmp_path / "clotho_captions_development.csv", "w", newline="",
+              encoding="utf-8") as f:
+        csv.writer(f).writerows([["file_name", *clotho.CAPTIONS], *rows])
+    got = {r.key: r.labels for r in clotho.prepare(tmp_path) if isinstance(r, Record)}
+    for row in rows:
+        want = tuple(Label("aac", " ".join(c.split())) for c in row[1:] if c.split())
+        assert got.get(row[0][:-4], ()) == want, row
+    assert sum(all(c == " ".join(c.split()) and c for c in row[1:]) for row in rows) > 1000
