@@ -32,8 +32,7 @@ from dataset_recipes.common import (
     find_root,
     read_csv_fields,
     rel,
-    source_key,
-    stem,
+    stem_key,
 )
 from dataset_recipes.samples.synth import clotho_sound
 from pipeline.download import Downloads, Remote
@@ -121,7 +120,7 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
                 if name not in audio:
                     yield rejects.missing(split, root / split / name, csv_path, line)
                 else:
-                    yield Record(INFO.name, split, source_key(stem(name)), audio_at + name,
+                    yield Record(INFO.name, split, stem_key(name), audio_at + name,
                                  source_at + name, "unknown", labels_of("aac", captions),
                                  False, (), src, line)
                 continue
@@ -141,7 +140,7 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
             yield rejects.missing(split, root / split / name, csv_path, line)
             continue
         if labels:
-            yield Record(INFO.name, split, source_key(stem(name)), audio_at + name,
+            yield Record(INFO.name, split, stem_key(name), audio_at + name,
                          source_at + name, "unknown", tuple(labels), False, (), src, line)
 
 

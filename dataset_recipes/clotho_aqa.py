@@ -41,8 +41,7 @@ from dataset_recipes.common import (
     find_root,
     read_csv_rows,
     rel,
-    source_key,
-    stem,
+    stem_key,
 )
 from dataset_recipes.samples.synth import clotho_sound
 from dataset_recipes.textfiles import Encoding
@@ -126,7 +125,7 @@ def _parse_split(root: Path, split: str, listed: set[str]) -> Iterator[Record | 
         if name not in audio:
             yield rejects.missing(split, root / "audio_files" / name, csv_path, first)
             continue
-        yield Record(INFO.name, split, source_key(stem(name)), folder.audio(name),
+        yield Record(INFO.name, split, stem_key(name), folder.audio(name),
                      folder.source(name), "unknown", tuple(labels),
                      meta=(("aqa_confidence", confs),), listing=src, line=first)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from dataset_recipes.common import Folder, file_names, find_root, rel, source_key, stem
+from dataset_recipes.common import Folder, file_names, find_root, rel, stem_key
 from dataset_recipes.samples.synth import scene_sound
 from pipeline.recipe import CorpusInfo, Recipe
 from pipeline.record import Label, Record, Reject
@@ -79,7 +79,7 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
                              f"unknown class folder {folder.name!r}; the 13 classes are "
                              f"{', '.join(CLASSES)}")
                 continue
-            yield Record(INFO.name, split, source_key(stem(name)), at.audio(name),
+            yield Record(INFO.name, split, stem_key(name), at.audio(name),
                          at.source(name), "unknown", (Label.make("asc", label),))
     for stray in sorted((root / split).glob("*.wav")):
         yield Reject(INFO.name, split, rel(stray, root),

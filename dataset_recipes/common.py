@@ -14,7 +14,7 @@ from dataset_recipes import textfiles
 from dataset_recipes.textfiles import UTF8, Encoding
 from pipeline.format import KEY_RE
 from pipeline.recipe import CorpusInfo, SplitRole, not_found
-from pipeline.record import Reject, sanitize_key
+from pipeline.record import _KEY_ASCII, Reject, sanitize_key  # (_KEY_ASCII: stem_key's)
 
 try:  # CPython's own SHA-256 (3.11: _sha256, 3.12 on: _sha2): the digests of hashlib's
     # OpenSSL one, in half its time on a name (0.6 us instead of 1.3: no OpenSSL context
@@ -133,6 +133,40 @@ def source_key(name: str, readable: str | None = None) -> str:
         return key
     digest = _sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
     return f"{key}-{digest[:KEY_HASH_DIGITS]}"
+
+
+def stem_key(name: str) -> str:
+    """``source_key(stem(name))``: the key of a clip named by its file name, in one call.
+
+    Most recipes key every clip so.  An ASCII name with an extension, no folder and no
+    blank at either end of its stem (nearly all) is sanitized and hashed from one encoding
+    of its stem, as :func:`source_key` does it in three calls; any other goes through
+    them."""
+    dot = name.rfind(".")
+    if (dot > 0 and name.isascii() and " " < name[0] != "." and name[dot - 1] > " "
+            and _SEP not in name and (_ALTSEP is None or _ALTSEP not in name)):
+        readable = name[:dot]  # (stem's answer; sanitize_key's strip changes nothing)
+        if _IS_KEY(readable):
+            return readable
+        data = readable.encode("ascii")
+        return (f"{data.translate(_KEY_ASCII).decode('ascii')}-"
+                f"{_sha256(data).hexdigest()[:KEY_HASH_DIGITS]}")
+    return source_key(stem(name))
+
+
+def path_key(path: str) -> str:
+    """``source_key(path, os.path.splitext(path)[0])``: the key of a file named by a path
+    (the manifest's audio), in one call: an ASCII path whose file name has an extension
+    (nearly all) is sanitized and hashed from one encoding, any other through
+    :func:`source_key`."""
+    dot, slash = path.rfind("."), path.rfind(_SEP)
+    if (dot > slash + 1 and path[slash + 1] != "." and _ALTSEP is None and path.isascii()
+            and path[0] > " " and path[dot - 1] > " "):
+        # (the extension's dot is in the key's place: a path is never its own key)
+        data = path.encode("ascii")
+        return (f"{data[:dot].translate(_KEY_ASCII).decode('ascii')}-"
+                f"{_sha256(data).hexdigest()[:KEY_HASH_DIGITS]}")
+    return source_key(path, os.path.splitext(path)[0])
 
 
 def file_names(folder: Path) -> set[str]:

@@ -42,8 +42,7 @@ from dataset_recipes.common import (
     file_names,
     find_root,
     rel,
-    source_key,
-    stem,
+    stem_key,
 )
 from dataset_recipes.textfiles import read_lines
 from pipeline import tags
@@ -216,7 +215,7 @@ def _language(folder: Path, root: Path) -> Iterator[Record | Reject]:
             args = asr_args[lang] = (("lang", lang),)
         asr = Label("asr", asr_text(sentences[name], lang), args)
         labels = (asr, Label(*s2tt[0])) if len(s2tt) == 1 else (asr, *starmap(Label, s2tt))
-        yield Record(INFO.name, split, source_key(stem(name)), mp3s.audio(name),
+        yield Record(INFO.name, split, stem_key(name), mp3s.audio(name),
                      mp3s.source(name), lang, labels, False, (), listing, line)
 
 

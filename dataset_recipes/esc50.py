@@ -37,8 +37,7 @@ from dataset_recipes.common import (
     find_root,
     read_csv_rows,
     rel,
-    source_key,
-    stem,
+    stem_key,
 )
 from dataset_recipes.samples.synth import esc50_sound
 from dataset_recipes.textfiles import UTF8_OR_LATIN1
@@ -148,7 +147,7 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
         if name not in audio:
             yield rejects.missing(split, root / "audio" / name, csv_path, line)
             continue
-        yield Record(INFO.name, split, source_key(stem(name)), folder.audio(name),
+        yield Record(INFO.name, split, stem_key(name), folder.audio(name),
                      folder.source(name), "unknown", (_LABELS[category],),
                      meta=_FOLD_META[fold], listing=src, line=line)
     for wav in sorted((root / "audio").glob("*.wav")):

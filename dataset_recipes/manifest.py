@@ -53,7 +53,7 @@ from typing import Any
 
 import orjson
 
-from dataset_recipes.common import SAMPLES_DIR, FileIndex, RoleByName, source_key
+from dataset_recipes.common import SAMPLES_DIR, FileIndex, RoleByName, path_key, source_key
 from dataset_recipes.textfiles import csv_records, decoded_lines, text_lines
 from pipeline import tags
 from pipeline.errors import InputError
@@ -118,8 +118,18 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
         return
     lines = text_lines(path)
     if lines is not None:  # the common case: all of the file is UTF-8
+        loads = orjson.loads
         for n, line in lines:
-            if line.strip():
+            # _json_row's answer where orjson reads an object whose values are all
+            # strings (joining them raises TypeError at any other value), without a call
+            try:
+                row = loads(line)
+                strings = row.__class__ is dict and "".join(row.values()).__class__ is str
+            except (orjson.JSONDecodeError, TypeError):
+                strings = False
+            if strings:
+                yield n, row
+            elif line.strip():
                 yield n, _json_row(line)
         return
     for n, line, bad in decoded_lines(path):
@@ -214,17 +224,6 @@ def _label(row: dict[str, Any], lang: str, prompts: dict[tuple[str, _Args], _Arg
     return task, text, known  # (args in Label.make's sorted order)
 
 
-_SEP, _ALTSEP = os.sep, os.altsep
-
-
-def _without_ext(path: str) -> str:
-    """``os.path.splitext(path)[0]``, its common case without its generic code."""
-    dot, slash = path.rfind("."), path.rfind(_SEP)
-    if dot > slash + 1 and path[slash + 1] != "." and not _ALTSEP:  # (a name with no
-        return path[:dot]  # leading dot has its extension after its last dot)
-    return os.path.splitext(path)[0]
-
-
 def prepare(root: Path) -> Iterator[Record | Reject]:
     """One record per (split, audio) of the manifest ``root``; bad rows are rejects."""
     base, name, files = str(root.parent), root.name, FileIndex()
@@ -241,7 +240,11 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
         if row.__class__ is str:  # (why the line has no row)
             yield Reject(INFO.name, "unknown", name, row, line=line)
             continue
-        split, lang = str(row.get("split") or "train"), str(row.get("language") or "unknown")
+        split, lang = row.get("split") or "train", row.get("language") or "unknown"
+        if split.__class__ is not str:  # (str() of a str is itself, but a call)
+            split = str(split)
+        if lang.__class__ is not str:
+            lang = str(lang)
         label = _label(row, lang, prompts)
         if label.__class__ is str:  # (why the row has no label)
             yield Reject(INFO.name, split, name, label, line=line)
@@ -262,7 +265,7 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
                 continue
         given = row.get("key")
         if sample is None or given:  # (a given key is checked on every row)
-            key = source_key(str(given)) if given else source_key(audio, _without_ext(audio))
+            key = source_key(str(given)) if given else path_key(audio)
         if sample is None:
             samples[at] = (key, lang, line, path, *label)
         elif sample[1] != lang:

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from dataset_recipes.common import Folder, Rejects, file_names, find_root, rel, source_key, stem
+from dataset_recipes.common import Folder, Rejects, file_names, find_root, rel, stem_key
 from dataset_recipes.samples.synth import scene_sound
 from dataset_recipes.textfiles import UTF8_OR_LATIN1, read_lines
 from pipeline.download import Downloads, Remote
@@ -196,7 +196,7 @@ def _record(folder: Folder, root: Path, split: str, name: str, scene: str,
                       f"{name} is listed as a bad segment ({what})", line=n)
     if name[len("audio/"):] not in audio:
         return Rejects(INFO.name, root).missing(split, folder.path / name, listing[0], line)
-    return Record(INFO.name, split, source_key(stem(name[len("audio/"):])), folder.audio(name),
+    return Record(INFO.name, split, stem_key(name[len("audio/"):]), folder.audio(name),
                   folder.source(name), "unknown", (_LABELS[scene],), listing=listing[1],
                   line=line)
 

@@ -320,7 +320,11 @@ class _SpokenMap(dict):
 _SPOKEN_MAP = _SpokenMap()
 #: The map's ASCII part, lower-cased, as a ``bytes.translate`` table: an ASCII transcript
 #: (most are) is mapped and lower-cased in one pass, without a dict lookup per character.
+#: Its whitespace (what ``str.split`` splits at) becomes a space, which changes nothing
+#: once whitespace is collapsed, so that a mapped text holding no two spaces in a row and
+#: none at an end is collapsed already.
 _SPOKEN_ASCII = bytes(
+    32 if chr(code).isspace() else
     ord((v if isinstance(v := _SPOKEN_MAP[code], str) else chr(v)).lower())
     for code in range(128)
 ) + bytes(range(128, 256))
@@ -346,10 +350,11 @@ def spoken_form(text: str, lang: str) -> str:
     if "'" in text or "\u2019" in text:  # (the regex scan costs more than both checks)
         text = _INNER_APOSTROPHE.sub("\0", text)
     if text.isascii():
-        text = text.encode("ascii").translate(_SPOKEN_ASCII).decode("ascii")
+        out = text.encode("ascii").translate(_SPOKEN_ASCII).decode("ascii")
+        if not out or "  " in out or out[0] == " " or out[-1] == " ":  # (else collapsed)
+            out = " ".join(out.split())
     else:
-        text = text.translate(_SPOKEN_MAP).lower()
-    out = " ".join(text.split())
+        out = " ".join(text.translate(_SPOKEN_MAP).lower().split())
     if lang in UNSPACED_LANGUAGES:
         out = _CJK_SPACE.sub("", out)
     return out

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Callable
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import pytest
 
 from dataset_recipes import textfiles
-from dataset_recipes.common import FileIndex, stem
-from dataset_recipes.manifest import _without_ext
+from dataset_recipes.common import FileIndex, path_key, source_key, stem, stem_key
 from pipeline.record import Label, Record, labels_of
 
 _TEXT = "\ufeffab\r\n\n  \ncaf\u00e9\t\u4e2d\r\r\nlast"
@@ -52,7 +52,16 @@ _NAMES = ["a.mp3", ".mp3", "..mp3", "a", "a.b.c", ".a.b", "...", "a.", ".", "", 
 @pytest.mark.parametrize("name", _NAMES)
 def test_path_helpers_match_os_path(name: str, tmp_path: Path) -> None:
     assert stem(name) == os.path.splitext(os.path.basename(name))[0]
-    assert _without_ext(name) == os.path.splitext(name)[0]
+    assert _or_error(path_key, name) == _or_error(
+        lambda n: source_key(n, os.path.splitext(n)[0]), name)
+    assert _or_error(stem_key, name) == _or_error(lambda n: source_key(stem(n)), name)
+
+
+def _or_error(key: Callable[[str], str], name: str) -> str:
+    try:
+        return key(name)
+    except ValueError as err:  # (an empty key)
+        return f"ValueError: {err}"
 
 
 def test_file_index_folders_as_os_path_split(tmp_path: Path) -> None:
@@ -109,8 +118,30 @@ def test_path_helpers_match_os_path_on_random_names() -> None:
     rng = random.Random(7)
     for _ in range(50_000):
         name = "".join(rng.choice("a./ b") for _ in range(rng.randrange(9)))
-        assert _without_ext(name) == os.path.splitext(name)[0], repr(name)
         assert stem(name) == os.path.splitext(os.path.basename(name))[0], repr(name)
+
+
+def test_one_call_keys_as_source_key_on_random_names() -> None:
+    """stem_key and path_key give source_key's keys (and errors) for any name."""
+    import random
+
+    rng = random.Random(11)
+    alphabet = "aZ9_-. \t/\\\x1f\x7f\u00e9\u4e2d"
+    names = ["Sound 0.wav", "Car Keys.wav", "Car_Keys.wav", "a b/c d.flac", "clips/0/u0.wav"]
+    names += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 9)))
+              for _ in range(60_000)]
+    fast = 0
+    for name in names:
+        assert _or_error(stem_key, name) == _or_error(
+            lambda n: source_key(stem(n)), name), repr(name)
+        assert _or_error(path_key, name) == _or_error(
+            lambda n: source_key(n, os.path.splitext(n)[0]), name), repr(name)
+        fast += name.isascii() and "." in name.rpartition("/")[2][1:]  # (the one-call case)
+    assert stem_key("Car Keys.wav") == "Car_Keys-" + __import__("hashlib").sha256(
+        b"Car Keys").hexdigest()[:8]
+    assert path_key("clips/a b.wav") == "clips_a_b-" + __import__("hashlib").sha256(
+        b"clips/a b.wav").hexdigest()[:8]
+    assert fast > 3_000
 
 
 def test_labels_of_makes_the_labels_init_makes() -> None:
