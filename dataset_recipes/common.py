@@ -146,11 +146,11 @@ def stem_key(name: str) -> str:
     if (dot > 0 and name.isascii() and " " < name[0] != "." and name[dot - 1] > " "
             and _SEP not in name and (_ALTSEP is None or _ALTSEP not in name)):
         readable = name[:dot]  # (stem's answer; sanitize_key's strip changes nothing)
-        if _IS_KEY(readable):
-            return readable
         data = readable.encode("ascii")
-        return (f"{data.translate(_KEY_ASCII).decode('ascii')}-"
-                f"{_sha256(data).hexdigest()[:KEY_HASH_DIGITS]}")
+        safe = data.translate(_KEY_ASCII)
+        if safe == data:  # (a key-safe stem, what _IS_KEY tests with a regex)
+            return readable
+        return f"{safe.decode('ascii')}-{_sha256(data).hexdigest()[:KEY_HASH_DIGITS]}"
     return source_key(stem(name))
 
 
