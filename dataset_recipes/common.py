@@ -189,8 +189,8 @@ class FileIndex:
     def exists(self, path: str | Path) -> bool:
         """Whether ``path`` is a file (as of the first look into its folder)."""
         if path.__class__ is str:  # os.path.split's answer where the folder has no end '/'
-            folder, _, name = path.rpartition(os.sep)
-            if not folder or folder[-1] == os.sep or os.altsep:
+            folder, _, name = path.rpartition(_SEP)
+            if not folder or folder[-1] == _SEP or _ALTSEP:
                 folder, name = os.path.split(path)
         else:
             folder, name = os.path.split(path)

@@ -173,12 +173,13 @@ _Args = tuple[tuple[str, str], ...]
 _LabelArgs = tuple[str, str, _Args]
 
 
-def _label(row: dict[str, Any], lang: str, prompts: dict[tuple[str, _Args], _Args]
-           ) -> _LabelArgs | str:
+def _label(row: dict[str, Any], lang: str, prompts: dict[tuple[str, _Args], _Args],
+           langs: dict[str, _Args]) -> _LabelArgs | str:
     """The row's label as ``(task, target, args)``, or why it is unusable (checked as the
     build will check it).  ``lang``: the row's language (``unknown`` if none).
     ``prompts``: the (task, arguments) whose prompt was already built without error,
-    each to one shared ``args`` tuple."""
+    each to one shared ``args`` tuple; ``langs``: each language seen to its ``lang``
+    arguments (made once)."""
     get = row.get
     task = get("task", "")
     text = row["text"] if "text" in row else get("label", "")
@@ -191,8 +192,9 @@ def _label(row: dict[str, Any], lang: str, prompts: dict[tuple[str, _Args], _Arg
             audio if audio.__class__ is str else str(audio)).strip():
         missing = [c for c in REQUIRED if not str(row.get(c, "")).strip()]
         return f"missing field(s) {missing + ([] if text.strip() else ['text'])}"
-    if task == "asr" or task == "srwt":
-        args: tuple[tuple[str, str], ...] = (("lang", lang),)
+    if task == "asr" or task == "srwt":  # (one arguments tuple per language)
+        args: tuple[tuple[str, str], ...] = langs.get(lang) or langs.setdefault(
+            lang, (("lang", lang),))
     elif task in _ARGS:
         values = {"lang": lang, "src_lang": str(get("src_lang") or lang),
                   "tgt_lang": str(get("tgt_lang", "")), "question": str(get("question", ""))}
@@ -228,6 +230,7 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
     """One record per (split, audio) of the manifest ``root``; bad rows are rejects."""
     base, name, files = str(root.parent), root.name, FileIndex()
     prompts: dict[tuple[str, _Args], _Args] = {}
+    langs: dict[str, _Args] = {}
     #: (split, audio) -> (key, language, line, path, task, target, args, task, ...): each
     #: label as the arguments of Label, in one flat tuple of strings and shared argument
     #: tuples, which the garbage collector stops tracking at its first collection (every
@@ -245,7 +248,7 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
             split = str(split)
         if lang.__class__ is not str:
             lang = str(lang)
-        label = _label(row, lang, prompts)
+        label = _label(row, lang, prompts, langs)
         if label.__class__ is str:  # (why the row has no label)
             yield Reject(INFO.name, split, name, label, line=line)
             continue
