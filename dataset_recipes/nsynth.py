@@ -19,9 +19,10 @@ official order.  A note with no quality (about a third of NSynth) gets ``<|sonic
 the field stays present so every target has the same five fields, and ``none`` is not a
 quality name, so it cannot be mistaken for one (documented choice).
 
-``examples.json`` is read in one pass (:func:`~dataset_recipes.textfiles.json_members`),
+``examples.json`` is read in one pass (:func:`~dataset_recipes.jsonfiles.json_members`),
 each entry with the line it starts on, so the 289,205 entries of nsynth-train parse in
-seconds.  A note listed twice is kept once; the second is a duplicate-key reject naming
+seconds (a usable entry read by orjson, any other by json, whose reading decides).
+A note listed twice is kept once; the second is a duplicate-key reject naming
 its line.  The file is UTF-8 (JSON); an entry holding bytes that are not is a reject
 quoting them, the others are read.
 """
@@ -36,8 +37,8 @@ from typing import Any
 import soundfile as sf
 
 from dataset_recipes.common import Folder, Rejects, file_names, find_root, rel, source_key
+from dataset_recipes.jsonfiles import json_members, read_json_text, undecodable
 from dataset_recipes.samples.synth import note
-from dataset_recipes.textfiles import json_members, read_json_text, undecodable
 from pipeline.download import Downloads, Remote
 from pipeline.errors import InputError
 from pipeline.recipe import CorpusInfo, Recipe

@@ -8,10 +8,7 @@ recipe's fallback where that is safe (see :class:`Encoding`), and otherwise beco
 Line numbers are physical lines counted from 1; a CSV record whose quoted field spans
 several lines is reported at the line where it starts.
 
-JSON label files (one document, not one row per line) are decoded as UTF-8 with the
-undecodable bytes kept as escapes: an entry holding such bytes is a reject, the others
-are read.  :func:`json_members` and :func:`json_items` walk the top-level object or
-array once, giving each entry with the line it starts on.
+JSON label files (one document, not one row per line): :mod:`dataset_recipes.jsonfiles`.
 """
 
 from __future__ import annotations
@@ -19,14 +16,10 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
-import json
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
-
-import orjson
 
 from pipeline.errors import InputError
 from pipeline.record import Reject
@@ -34,16 +27,6 @@ from pipeline.record import Reject
 _BOM = b"\xef\xbb\xbf"
 #: Characters decoded at a time by :func:`text_lines`.
 _CHUNK = 1 << 22
-_WS = re.compile(r"[ \t\n\r]*")
-_ESCAPED = re.compile(r"[\udc80-\udcff]+")
-#: What may follow a member's value: blanks, then ',' (and blanks) or '}'.
-_AFTER_MEMBER = re.compile(r"[ \t\n\r]*([,}])[ \t\n\r]*")
-#: A member's key and colon: a JSON string (no control characters) then ':'.  (Runs of
-#: plain characters between escapes: the same strings as ``(?:[^"\\\x00-\x1f]|\\.)*``,
-#: matched three times faster.)
-_MEMBER = re.compile(r'"([^"\\\x00-\x1f]*(?:\\.[^"\\\x00-\x1f]*)*)"[ \t\n\r]*:[ \t\n\r]*')
-#: What most often follows a member's value: ',' then the next member's key and colon.
-_NEXT_MEMBER = re.compile(r'[ \t\n\r]*,[ \t\n\r]*' + _MEMBER.pattern)
 
 
 @dataclass(frozen=True)
@@ -231,10 +214,62 @@ def read_csv_fields(path: Path, src: str, recipe: str, split: str, required: tup
     once and returned as ``{column: index}`` (of a column's last occurrence, the field
     a row dict would hold), with the rows and rejects :func:`read_csv_rows` gives.  For
     recipes that read a few columns of many rows, without building a dict per row."""
-    records = csv_records(path, encoding, delimiter=delimiter)
-    header = _csv_header(path, records, required)
-    columns = {c: i for i, c in enumerate(header)}
-    return columns, _csv_rows(records, src, recipe, split, required, header, columns, False)
+    table = _csv_table(path, src, recipe, split, required, delimiter, encoding, False)
+    header = next(table)
+    return {c: i for i, c in enumerate(header)}, table
+
+
+def _csv_table(path: Path, src: str, recipe: str, split: str, required: tuple[str, ...],
+               delimiter: str, encoding: Encoding, as_dict: bool) -> Iterator[Any]:
+    """The header of a CSV file (first), then its rows and rejects as :func:`_csv_rows`
+    gives them.  Where all of the file decodes (nearly always), one loop reads and checks
+    each record, as :func:`csv_records` and :func:`_csv_rows` do in two generators."""
+    with _text(path, encoding) as text:
+        if text is None:
+            records = csv_records(path, encoding, delimiter=delimiter)
+            header = _csv_header(path, records, required)
+            yield header
+            yield from _csv_rows(records, src, recipe, split, required, header,
+                                 {c: i for i, c in enumerate(header)}, as_dict)
+            return
+        reader, last, head = csv.reader(text, delimiter=delimiter), 0, []
+        while not head:  # (the first record that is not empty, as csv_records gives it)
+            try:
+                fields = next(reader, None)
+            except csv.Error as err:
+                head = [(last + 1, [], f"malformed CSV record ({err})")]
+            else:
+                if fields is None:
+                    break
+                if fields:
+                    head = [(last + 1, fields, None)]
+            last = reader.line_num
+        header = _csv_header(path, iter(head), required)
+        yield header
+        columns, width = {c: i for i, c in enumerate(header)}, len(header)
+        required_at = [(c, columns[c]) for c in required]
+        while True:
+            try:  # (csv_records' loop with _csv_rows' checks)
+                for fields in reader:
+                    n, last = last + 1, reader.line_num
+                    if not fields:
+                        continue
+                    if len(fields) != width:
+                        yield Reject(recipe, split, src,
+                                     f"malformed row: expected {width} fields", line=n)
+                        continue
+                    for _, i in required_at:
+                        if not fields[i].strip():
+                            empty = [c for c, j in required_at if not fields[j].strip()]
+                            yield Reject(recipe, split, src, f"empty field(s) {empty}",
+                                         line=n)
+                            break
+                    else:
+                        yield n, dict(zip(header, fields, strict=True)) if as_dict else fields
+                return
+            except csv.Error as err:
+                yield Reject(recipe, split, src, f"malformed CSV record ({err})", line=last + 1)
+                last = reader.line_num
 
 
 def _csv_rows(records: Iterator[tuple[int, list[str], str | None]], src: str, recipe: str,
@@ -268,139 +303,6 @@ def read_csv_rows(path: Path, src: str, recipe: str, split: str, required: tuple
     that is malformed (wrong field count, a required field empty, bytes not in the
     corpus's encoding).  A file lacking a required column raises :class:`InputError`
     naming the file and the columns it has."""
-    records = csv_records(path, encoding, delimiter=delimiter)
-    header = _csv_header(path, records, required)
-    columns = {c: i for i, c in enumerate(header)}
-    yield from _csv_rows(records, src, recipe, split, required, header, columns, True)
-
-
-def read_json_text(path: Path) -> tuple[str, bool]:
-    """A JSON file's text, and whether it holds bytes that are not UTF-8: those stay as
-    escapes that :func:`undecodable` finds in the entry holding them."""
-    data = path.read_bytes()
-    if data.startswith(_BOM):
-        data = data[len(_BOM):]
-    try:
-        return data.decode("utf-8"), False
-    except UnicodeDecodeError:
-        return data.decode("utf-8", "surrogateescape"), True
-
-
-def undecodable(text: str) -> str | None:
-    """Why ``text`` (from :func:`read_json_text`) holds bytes that were not UTF-8 (quoting
-    them), or ``None``."""
-    m = _ESCAPED.search(text)
-    if m is None:
-        return None
-    offset = len(text[:m.start()].encode("utf-8", "surrogateescape"))
-    return bad_bytes_reason(m.group().encode("utf-8", "surrogateescape"), offset, "utf-8")
-
-
-def _skip(text: str, pos: int) -> int:
-    return _WS.match(text, pos).end()  # type: ignore[union-attr]
-
-
-def _expect(text: str, pos: int, chars: str, what: str) -> str:
-    if pos >= len(text) or text[pos] not in chars:
-        raise json.JSONDecodeError(f"Expecting {what}", text, pos)
-    return text[pos]
-
-
-class _Lines:
-    """Line of a position in ``text``, counting newlines once (positions only grow)."""
-
-    def __init__(self, text: str) -> None:
-        self.text, self.pos, self.line = text, 0, 1
-
-    def at(self, pos: int) -> int:
-        self.line += self.text.count("\n", self.pos, pos)
-        self.pos = pos
-        return self.line
-
-
-def json_members(text: str, pos: int = 0, quick: Callable[[str, Any], Any] | None = None
-                 ) -> Iterator[tuple[int, str, Any, int, int]]:
-    """``(line, key, value, start, end)`` of each member of the JSON object at ``pos``
-    (whitespace skipped), in file order and in one pass; duplicate keys are all given.
-    ``start:end`` is the member's text.  Raises :class:`json.JSONDecodeError` (with
-    json's own message and position) at the first syntax error.
-
-    ``quick(key, value)``, when given, is a faster way for flat objects (NSynth's 306k
-    entries: json's scanner was half the parse): a value that is a JSON object is first
-    read by orjson from its text up to its first ``}`` (the whole object where it holds
-    none nested), and what ``quick`` makes of that reading is yielded as the value unless
-    it is ``None``.  Where orjson cannot read that text, or ``quick`` returns ``None``,
-    json's scanner reads the value as without ``quick``.  orjson accepts only valid JSON,
-    so text it reads is the whole object, with json's strings, small integers, floats and
-    last-of-duplicate keys; but it reads an integer beyond 64 bits as a float: ``quick``
-    returns ``None`` wherever such a difference could matter to its caller."""
-    decoder = json.JSONDecoder()
-    scan, count, find, loads = decoder.scan_once, text.count, text.find, orjson.loads
-    pos = _skip(text, pos)
-    _expect(text, pos, "{", "'{'")
-    pos = _skip(text, pos + 1)
-    if text[pos:pos + 1] == "}":
-        return
-    member, next_member, after_value = _MEMBER.match, _NEXT_MEMBER.match, _AFTER_MEMBER.match
-    line, last = 1, 0  # the line of position `last`
-    m = member(text, pos)  # '"key" :' in one step; anything else: json's error
-    while True:
-        if m is None:
-            _expect(text, pos, '"', "property name enclosed in double quotes")
-            _, after = decoder.raw_decode(text, pos)
-            _expect(text, _skip(text, after), ":", "':' delimiter")
-            raise json.JSONDecodeError("Expecting property name", text, pos)  # unreachable
-        start, key = m.start(1) - 1, m.group(1)
-        if "\\" in key:
-            key = json.loads(f'"{key}"')
-        pos = m.end()
-        value = None
-        if quick is not None and text.startswith("{", pos):
-            close = find("}", pos) + 1
-            try:
-                value = quick(key, loads(text[pos:close])) if close else None
-            except orjson.JSONDecodeError:  # (not valid JSON up to there: json's turn)
-                pass
-            if value is not None:
-                pos = close
-        if value is None:
-            try:
-                value, pos = scan(text, pos)
-            except StopIteration as err:
-                raise json.JSONDecodeError("Expecting value", text, err.value) from None
-        line += count("\n", last, start)
-        last = start
-        yield line, key, value, start, pos
-        m = next_member(text, pos)  # ',' and the next '"key" :' in one step
-        if m is not None:
-            continue
-        m = after_value(text, pos)  # else '}', or ',' then json's error
-        if m is not None:
-            if m.group(1) == "}":
-                return
-            pos = m.end()
-        else:
-            pos = _skip(text, pos)
-            if _expect(text, pos, ",}", "',' delimiter") == "}":
-                return
-            pos = _skip(text, pos + 1)
-        m = member(text, pos)
-
-
-def json_items(text: str, pos: int) -> Iterator[tuple[int, Any, int, int]]:
-    """``(line, value, start, end)`` of each element of the JSON array at ``pos``, in one
-    pass; errors as :func:`json_members`."""
-    decoder, lines = json.JSONDecoder(), _Lines(text)
-    pos = _skip(text, pos)
-    _expect(text, pos, "[", "'['")
-    pos = _skip(text, pos + 1)
-    if text[pos:pos + 1] == "]":
-        return
-    while True:
-        start = pos
-        value, pos = decoder.raw_decode(text, pos)
-        yield lines.at(start), value, start, pos
-        pos = _skip(text, pos)
-        if _expect(text, pos, ",]", "',' delimiter") == "]":
-            return
-        pos = _skip(text, pos + 1)
+    table = _csv_table(path, src, recipe, split, required, delimiter, encoding, True)
+    next(table)
+    yield from table

@@ -28,8 +28,8 @@ import numpy as np
 import soundfile as sf
 
 from dataset_recipes.common import Folder, Rejects, file_names, find_root, rel, source_key, stem
+from dataset_recipes.jsonfiles import json_items, read_json_text, undecodable
 from dataset_recipes.samples.synth import vocal_sound
-from dataset_recipes.textfiles import json_items, read_json_text, undecodable
 from pipeline.errors import InputError
 from pipeline.recipe import CorpusInfo, Recipe
 from pipeline.record import Label, Record, Reject

@@ -11,8 +11,8 @@ import re
 import pytest
 
 from dataset_recipes import nsynth
+from dataset_recipes.jsonfiles import json_members
 from dataset_recipes.manifest import _json_row
-from dataset_recipes.textfiles import json_members
 from pipeline import tags
 from pipeline.record import Record, sanitize_key
 

@@ -7,7 +7,7 @@ from dataset_recipes import RECIPES
 from pipeline import tags
 
 ROOT = Path(__file__).resolve().parents[1]
-NOT_RECIPES = {"__init__", "common", "build", "download", "hf_sources", "textfiles",
+NOT_RECIPES = {"__init__", "common", "build", "download", "hf_sources", "textfiles", "jsonfiles",
                "lhotse_plain", "lhotse_audio"}
 MODULE_NAMES = {"lhotse": "lhotse_manifests"}
 
