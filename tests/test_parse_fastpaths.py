@@ -12,6 +12,7 @@ import pytest
 
 from dataset_recipes import textfiles
 from dataset_recipes.common import FileIndex, path_key, source_key, stem, stem_key
+from pipeline.errors import InputError
 from pipeline.record import Label, Record, labels_of
 
 _TEXT = "\ufeffab\r\n\n  \ncaf\u00e9\t\u4e2d\r\r\nlast"
@@ -181,3 +182,43 @@ def test_clotho_row_check_as_caption_by_caption(tmp_path: Path) -> None:
         want = tuple(Label("aac", " ".join(c.split())) for c in row[1:] if c.split())
         assert got.get(row[0][:-4], ()) == want, row
     assert sum(all(c == " ".join(c.split()) and c for c in row[1:]) for row in rows) > 1000
+
+
+_CSVS = [b"", b"\n\n", b"a,b\n1,2\n", b'\n\na,b\r\n1,2\r\n\r\n3\r\n,4\r\n"x\ny",5\r\n6,"open',
+         b"a,b\n" + b"1," + b'"' + b"x" * 140_000 + b'"\n2,3\n,\n', b'"unclosed\n', b"b,c\n1,2\n",
+         b'a,b,a\n1,2,3\n4, ,6\n"q""uote",x,y\n']
+
+
+@pytest.mark.parametrize("data", _CSVS)
+def test_csv_rows_in_one_loop_as_records_then_rows(data: bytes, tmp_path: Path) -> None:
+    """read_csv_rows and read_csv_fields read a decodable file in one loop: the same rows,
+    rejects and header errors as csv_records then _csv_rows (the undecodable-file path)."""
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+
+    def reference(as_dict: bool) -> list[str]:
+        records = textfiles.csv_records(path)
+        try:
+            header = textfiles._csv_header(path, records, ("a",))
+        except InputError as err:
+            return [f"InputError: {err}"]
+        columns = {c: i for i, c in enumerate(header)}
+        return [repr(item) for item in textfiles._csv_rows(
+            records, "f.csv", "r", "s", ("a",), header, columns, as_dict)]
+
+    def ours(as_dict: bool) -> list[str]:
+        try:
+            if as_dict:
+                return [repr(i) for i in textfiles.read_csv_rows(path, "f.csv", "r", "s", ("a",))]
+            columns, rows = textfiles.read_csv_fields(path, "f.csv", "r", "s", ("a",))
+            return [repr(columns), *(repr(item) for item in rows)]
+        except InputError as err:
+            return [f"InputError: {err}"]
+
+    assert ours(True) == reference(True)
+    want = reference(False)
+    if want[:1] and want[0].startswith("InputError"):
+        assert ours(False) == want
+    else:
+        header = data.decode().replace("\r", "").lstrip("\n").split("\n")[0].split(",")
+        assert ours(False) == [repr({c: i for i, c in enumerate(header)}), *want]
