@@ -181,7 +181,8 @@ def file_names(folder: Path) -> set[str]:
 
 class FileIndex:
     """Which files exist, each folder listed once (:func:`file_names`): for label files
-    whose rows name audio in many folders (user manifests, Lhotse recordings)."""
+    whose rows name audio in many folders (user manifests; Lhotse recordings have their own
+    copy, lhotse_audio.AudioFiles)."""
 
     def __init__(self) -> None:
         self._folders: dict[str, set[str]] = {}

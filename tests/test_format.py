@@ -161,3 +161,16 @@ def test_sample_json_is_the_dataclass_as_a_dict_without_empty_options(meta) -> N
     if "meta" in got:
         got["meta"]["span"]["start_s"].append(9)
     assert meta.to_json() == want  # the record's own containers are untouched
+
+
+@pytest.mark.parametrize("reject", [
+    record.Reject("r", "train", "a.wav", "the audio file is missing"),
+    record.Reject("r", "dev", "meta.csv", "duplicate", stage="parse", line=7, key="k", task="asr"),
+    record.Reject("r", "dev", "b.flac", "aligner crashed", stage="align", key="b", task="srwt"),
+])
+def test_reject_json_is_the_dataclass_as_a_dict_without_none(reject) -> None:
+    from dataclasses import asdict
+
+    want = {k: v for k, v in asdict(reject).items() if v is not None}
+    got = reject.to_json()
+    assert got == want and list(got) == list(want)
