@@ -333,8 +333,8 @@ def _ray_stopped(runner: str) -> Iterator[None]:
 
 class _Syncer:
     """Makes each new shard and its part file durable as it comes back, in a thread, so
-    that the disk catches up while later shards are written (at the end of a 6 h build
-    the folder's fsyncs waited ~1 s for it all).  :meth:`wait` returns when a recipe's
+    that the disk catches up while later shards are written (syncing them all at the end
+    kept a 6 h build waiting ~1 s).  :meth:`wait` returns when a recipe's
     files are synced; its folders (the renames) are synced after that, before its
     ``index.json`` says the build is complete."""
 
