@@ -181,11 +181,17 @@ def file_names(folder: Path) -> set[str]:
 
 class FileIndex:
     """Which files exist, each folder listed once (:func:`file_names`): for label files
-    whose rows name audio in many folders (user manifests; Lhotse recordings have their own
-    copy, lhotse_audio.AudioFiles)."""
+    whose rows name audio in many folders (user manifests, Lhotse recordings)."""
 
     def __init__(self) -> None:
         self._folders: dict[str, set[str]] = {}
+
+    def names(self, folder: str) -> set[str]:
+        """Names of the files in ``folder`` (as of the first look into it)."""
+        names = self._folders.get(folder)
+        if names is None:
+            names = self._folders[folder] = file_names(Path(folder))
+        return names
 
     def exists(self, path: str | Path) -> bool:
         """Whether ``path`` is a file (as of the first look into its folder)."""
@@ -195,7 +201,7 @@ class FileIndex:
                 folder, name = os.path.split(path)
         else:
             folder, name = os.path.split(path)
-        names = self._folders.get(folder)
+        names = self._folders.get(folder)  # (names() inline: a call a row costs)
         if names is None:
             names = self._folders[folder] = file_names(Path(folder))
         return name in names

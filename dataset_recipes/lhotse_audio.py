@@ -2,9 +2,9 @@
 
 A recording's file is its one ``file`` source: an absolute path as it is, a relative one
 in the manifest's folder, else in the working directory (where ``lhotse prepare`` wrote
-paths relative to), normalized (:func:`os.path.normpath`).  :class:`AudioFiles` answers
-whether a file exists from a listing of its folder, each folder listed once
-(:func:`dataset_recipes.common.file_names`, as :class:`dataset_recipes.common.FileIndex`).
+paths relative to), normalized (:func:`os.path.normpath`).  Whether a file exists is
+answered from a listing of its folder, each folder listed once
+(:class:`dataset_recipes.common.FileIndex`).
 
 :class:`Folders` gives the same answers for a manifest's plain rows faster: the paths of a
 corpus share a few thousand folders, so everything about a path except its file name
@@ -15,35 +15,12 @@ root) is worked out once per folder.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
-from dataset_recipes.common import file_names
+from dataset_recipes.common import FileIndex
 
 
-class AudioFiles:
-    """Which files exist, each folder listed once: :class:`~dataset_recipes.common.FileIndex`
-    for string paths, whose listings :class:`Folders` reads too."""
-
-    def __init__(self) -> None:
-        self._listed: dict[str, set[str]] = {}
-
-    def names(self, folder: str) -> set[str]:
-        """Names of the files in ``folder`` (as of the first look into it)."""
-        names = self._listed.get(folder)
-        if names is None:
-            names = self._listed[folder] = file_names(Path(folder))
-        return names
-
-    def exists(self, path: str) -> bool:
-        """Whether ``path`` is a file (as of the first look into its folder)."""
-        folder, _, name = path.rpartition(os.sep)  # os.path.split's answer where the
-        if not folder or folder[-1] == os.sep or os.altsep:  # folder has no end separator
-            folder, name = os.path.split(path)
-        return name in self.names(folder)
-
-
-def audio_path(rec: Any, base: str, files: AudioFiles) -> tuple[str] | str:
+def audio_path(rec: Any, base: str, files: FileIndex) -> tuple[str] | str:
     """``(the recording's file,)`` (a relative source is looked up in ``base``, the
     manifest's folder with a trailing separator, then in the working directory), or why
     it cannot be used."""
@@ -59,7 +36,7 @@ def audio_path(rec: Any, base: str, files: AudioFiles) -> tuple[str] | str:
     return (normpath(found),)
 
 
-def find(path: str, base: str, files: AudioFiles) -> str | None:
+def find(path: str, base: str, files: FileIndex) -> str | None:
     """``path`` if it is absolute and exists; a relative path in ``base`` (the manifest's
     folder, ending with a separator), else (only when ``base`` lacks it) in the working
     directory; ``None`` if it is missing."""
@@ -92,7 +69,7 @@ class Folders(dict):  # type: ignore[type-arg]
     finds nothing or the path is not one of the simple kind handled here (the recipe
     then asks :func:`audio_path`, which answers the same for every path)."""
 
-    def __init__(self, base: str, root: str, files: AudioFiles) -> None:
+    def __init__(self, base: str, root: str, files: FileIndex) -> None:
         super().__init__()
         self.base, self.files = base, files
         self.prefix = root.rstrip(os.sep) + os.sep  # rel_str's
@@ -129,7 +106,7 @@ class Folders(dict):  # type: ignore[type-arg]
             folders = [self.base + head, os.path.join(os.getcwd(), head)]
         out = []
         for folder in folders:
-            listed = folder[:-1]  # the folder AudioFiles.exists lists for folder + name
+            listed = folder[:-1]  # the folder FileIndex.exists lists for folder + name
             if (not listed or listed[-1] == os.sep or os.sep + "." in folder
                     or os.sep + os.sep in folder or folder[0] == "."):
                 return ()  # (exists and normpath take their slow ways here)

@@ -51,8 +51,16 @@ from pathlib import Path
 from typing import Any
 
 from dataset_recipes import lhotse_plain
-from dataset_recipes.common import SAMPLES_DIR, RoleByName, find_root, rel, rel_str, source_key
-from dataset_recipes.lhotse_audio import AudioFiles, Folders, audio_path
+from dataset_recipes.common import (
+    SAMPLES_DIR,
+    FileIndex,
+    RoleByName,
+    find_root,
+    rel,
+    rel_str,
+    source_key,
+)
+from dataset_recipes.lhotse_audio import Folders, audio_path
 from dataset_recipes.textfiles import UTF8
 from pipeline import tags
 from pipeline.recipe import CorpusInfo, Recipe
@@ -132,7 +140,7 @@ def _srwt(sup: Any, duration: float, lang: str) -> str | None:
 
 
 def _record(sup: Any, rec: Any, split: str, where: tuple[str, str, str], line: int,
-            files: AudioFiles) -> tuple[Record | Reject, ...]:
+            files: FileIndex) -> tuple[Record | Reject, ...]:
     """The record of one supervision on ``line`` of its manifest (with a reject before it
     when the word alignment is unusable), or its reject; ``where`` is the manifest relative
     to the root, the manifest's folder (with a trailing separator) and the root."""
@@ -224,7 +232,7 @@ def _load(path: Path, split: str, root: Path, plain: Callable[[Any, int], Any]
 
 def prepare(root: Path) -> Iterator[Record | Reject]:
     """Records of every manifest pair in ``root``; the split is the manifest's part name."""
-    files = AudioFiles()
+    files = FileIndex()
     for split, rec_path, sup_path in _pairs(root):
         if not sup_path.is_file():
             yield Reject(INFO.name, split, rel(rec_path, root),
@@ -246,7 +254,7 @@ def prepare(root: Path) -> Iterator[Record | Reject]:
 
 
 def _pair(recs: list[tuple[int, Any]], sups: list[tuple[int, Any]], split: str,
-          rec_path: Path, where: tuple[str, str, str], files: AudioFiles
+          rec_path: Path, where: tuple[str, str, str], files: FileIndex
           ) -> Iterator[Record | Reject]:
     """The records and rejects of a manifest pair, ``(line, item)`` with Lhotse's
     objects or :mod:`lhotse_plain`'s views; ``where`` as :func:`_record` takes it."""
@@ -266,7 +274,7 @@ def _pair(recs: list[tuple[int, Any]], sups: list[tuple[int, Any]], split: str,
 
 
 def _plain_pair(recs: list[lhotse_plain.RecordingRow], sups: list[lhotse_plain.SupervisionRow],
-                split: str, rec_path: Path, where: tuple[str, str, str], files: AudioFiles
+                split: str, rec_path: Path, where: tuple[str, str, str], files: FileIndex
                 ) -> Iterator[Record | Reject]:
     """:func:`_pair` of two plain manifests (rows), the common case made inline: a whole
     recording of one file source that exists, a known language, some text, no alignment

@@ -181,8 +181,8 @@ def test_chunked_reading_gives_the_lines_iteration_gives(
 
 def test_folders_answer_as_find_and_normpath(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from dataset_recipes.common import rel_str
-    from dataset_recipes.lhotse_audio import AudioFiles, Folders, find, normpath
+    from dataset_recipes.common import FileIndex, rel_str
+    from dataset_recipes.lhotse_audio import Folders, find, normpath
 
     cwd, out = tmp_path / "cwd", str(tmp_path / "out")
     for name in ("cwd/corpus/m/audio/a.wav", "cwd/corpus/m/audio/.h.wav", "cwd/corpus/m/top.wav",
@@ -199,7 +199,7 @@ def test_folders_answer_as_find_and_normpath(tmp_path: Path,
     # are left to find)
     for root in (str(cwd / "corpus"), "corpus", "../cwd/corpus"):
         base = os.path.join(root, "m", "")
-        files = AudioFiles()
+        files = FileIndex()
         folders = Folders(base, root, files)
         for path in simple + odd:
             try:
