@@ -136,7 +136,9 @@ class Record:
         s[10](self, line)
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-safe dict (used to ship records to Ray workers)."""
+        """JSON-safe dict (``dataclasses.asdict``): the form a shard's digest hashes
+        (:func:`pipeline.shards._record_json` builds the same dict without asdict's deep
+        copies; Ray tasks get records pickled)."""
         return asdict(self)
 
     @staticmethod
