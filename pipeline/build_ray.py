@@ -86,6 +86,14 @@ def _use_cluster_token() -> None:
 
 _STOPPING: list[threading.Thread] = []
 
+#: Ray's setting for starting a worker process per CPU when the first driver connects.  A
+#: local instance of the build's own starts its workers with the first task instead: the
+#: idle workers took ~1.6 CPU s of 2 cores while ``ray.init`` still waited for Ray's other
+#: processes (~0.4 s of the clotho sample build's wall), and a build whose driver writes
+#: every shard while Ray starts (a small one) runs no task at all.  Setting the variable
+#: overrides this.
+PRESTART_ENV = "RAY_prestart_worker_first_driver"
+
 
 def start_ray() -> bool:
     """Start (no ``RAY_ADDRESS``) or join (``RAY_ADDRESS``) Ray, once per process; return
@@ -105,6 +113,8 @@ def start_ray() -> bool:
     else:  # a new instance of our own: Ray's note that it turned token auth on is noise here
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
             logging.ERROR)
+        if PRESTART_ENV not in os.environ:  # (Ray reads it, as any RayConfig entry)
+            kwargs["_system_config"] = {"prestart_worker_first_driver": False}
     try:
         # "local" when RAY_ADDRESS is unset: a new local instance, never whatever cluster
         # /tmp/ray/ray_current_cluster names (ray.init() would join it, and hang for

@@ -9,12 +9,26 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import psutil
 import pytest
 
 import pipeline.build_ray as build_ray
 from dataset_recipes import RECIPES
 from pipeline.build import _run_local, plan_build
 from pipeline.stages import PARTS_DIR, BuildOptions
+
+
+def _ray_processes(title: str) -> list[str]:
+    """This process's descendants whose title (Ray's worker processes name themselves) is
+    ``title``."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.cmdline()[:1] == [title]:
+                found.append(f"{child.pid} {title}")
+        except psutil.Error:  # it exited meanwhile
+            continue
+    return found
 
 
 def _plan(tmp_path: Path, out: str):
@@ -33,6 +47,7 @@ def test_driver_writes_while_ray_starts_and_alongside_ray(tmp_path, monkeypatch)
     plan = _plan(tmp_path, "ray")
     writers: list[build_ray._DriverWriter] = []
     begun_by_driver: list[tuple[str, bool]] = []  # (shard, whether Ray was up by then)
+    idle: list[str] = []  # Ray's idle worker processes once ray.init returned
     by_driver: list[str] = []
     ray_up = threading.Event()
     init, results, start, write = (build_ray._DriverWriter.__init__,
@@ -63,7 +78,12 @@ def test_driver_writes_while_ray_starts_and_alongside_ray(tmp_path, monkeypatch)
             assert time.monotonic() < deadline, "the driver wrote no shard while Ray started"
             time.sleep(0.01)
         try:
-            return start()
+            started = start()
+            # Ray's processes are up, but no worker process waits idle for tasks yet
+            # (build_ray.PRESTART_ENV): the first tasks start them
+            time.sleep(0.5)
+            idle.extend(_ray_processes("ray::IDLE"))
+            return started
         finally:
             ray_up.set()
 
@@ -79,6 +99,7 @@ def test_driver_writes_while_ray_starts_and_alongside_ray(tmp_path, monkeypatch)
     assert Counter(names) == Counter(list(want))  # every shard once
     assert all(job == 0 and not part.get("failed") for job, part in got)
     assert not writers[0].is_alive()
+    assert idle == []
     # the driver wrote two shards while Ray started, then went on next to Ray's tasks
     # (which took the 4 shards queued for them when Ray came up, 2 running and 2 queued)
     # (the third it had taken before: it takes a fourth at once, as its tiny shard takes
