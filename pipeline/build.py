@@ -117,6 +117,15 @@ AUTO_LOCAL_ITEMS = 500
 #: 0.04-0.16 s for a 3-12 s clip, against 0.01-0.03 s to decode, check and write one).
 #: Every sample corpus together (``make demo``: 207 items, 49 to align) stays in-process.
 ALIGN_WEIGHT = 5
+#: On a local Ray instance, Ray starts an idle worker process per CPU while ``ray.init``
+#: runs only for a command with this much work or more (counted as for
+#: :data:`AUTO_LOCAL_ITEMS`); under it the workers start with the first task.  The build's
+#: own process writes shards while Ray starts (4-5 s on 2 cores), so a smaller build has few
+#: or no shards left for Ray's tasks, and idle workers starting next to Ray's other
+#: processes only slow its start: 0.3-0.5 s of wall for the clotho sample and for 392
+#: LibriSpeech items (2 shards) on 2 cores.  A larger build gains the workers' start
+#: instead: 0.3 s for 1771 items (7 shards), medians of 4 (bench/RESULTS.md).
+RAY_PRESTART_ITEMS = 1000
 RUNNERS = ("auto", "ray", "local")
 
 
@@ -298,7 +307,9 @@ def run_builds(plans: Sequence[BuildPlan], *, runner: str = "auto", workers: int
             else:
                 from pipeline.build_ray import run_ray
 
-                runs = run_ray(todo, [(p.out_dir, p.options) for p in plans], workers)
+                work = sum(p.work() for p in plans)
+                runs = run_ray(todo, [(p.out_dir, p.options) for p in plans], workers,
+                               prestart=work >= RAY_PRESTART_ITEMS)
             for i, part in runs:
                 # on Ray: once Ray is up (the first part comes back after ray.init), so
                 # that matplotlib's import does not compete with Ray's start for the CPUs

@@ -86,18 +86,18 @@ def _use_cluster_token() -> None:
 
 _STOPPING: list[threading.Thread] = []
 
-#: Ray's setting for starting a worker process per CPU when the first driver connects.  A
-#: local instance of the build's own starts its workers with the first task instead: the
-#: idle workers took ~1.6 CPU s of 2 cores while ``ray.init`` still waited for Ray's other
-#: processes (~0.4 s of the clotho sample build's wall), and a build whose driver writes
-#: every shard while Ray starts (a small one) runs no task at all.  Setting the variable
-#: overrides this.
+#: Ray's setting for starting an idle worker process per CPU when the first driver
+#: connects, ready for its tasks.  ``start_ray(prestart=False)`` turns it off for a local
+#: instance of the build's own (see :data:`pipeline.build.RAY_PRESTART_ITEMS`); the
+#: variable, when set, decides instead.
 PRESTART_ENV = "RAY_prestart_worker_first_driver"
 
 
-def start_ray() -> bool:
+def start_ray(prestart: bool = True) -> bool:
     """Start (no ``RAY_ADDRESS``) or join (``RAY_ADDRESS``) Ray, once per process; return
-    whether this call started it (a caller's own Ray session is left alone)."""
+    whether this call started it (a caller's own Ray session is left alone).  ``prestart``:
+    whether a local instance starts a worker process per CPU ahead of the first task
+    (:data:`PRESTART_ENV`)."""
     import ray
 
     wait_stopped()
@@ -113,7 +113,7 @@ def start_ray() -> bool:
     else:  # a new instance of our own: Ray's note that it turned token auth on is noise here
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
             logging.ERROR)
-        if PRESTART_ENV not in os.environ:  # (Ray reads it, as any RayConfig entry)
+        if not prestart and PRESTART_ENV not in os.environ:  # (Ray reads the variable)
             kwargs["_system_config"] = {"prestart_worker_first_driver": False}
     try:
         # "local" when RAY_ADDRESS is unset: a new local instance, never whatever cluster
@@ -178,10 +178,12 @@ class _DriverWriter(threading.Thread):
 
 
 def run_ray(todo: Sequence[tuple[int, ShardSpec, str]], jobs: Sequence[tuple[Path, BuildOptions]],
-            workers: int | None) -> Iterator[tuple[int, dict[str, Any]]]:
+            workers: int | None, prestart: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     """Write the ``(job, spec, digest)`` shards as Ray tasks, at most ``workers`` (default:
     the cluster's CPUs) at a time; yield ``(job, part)`` as shards finish.  ``jobs[job]`` is
-    the output directory and options of a recipe.
+    the output directory and options of a recipe.  ``prestart``: a local instance started
+    here starts its worker processes while it starts, not with the first tasks (for builds
+    that will keep them busy: :data:`pipeline.build.RAY_PRESTART_ITEMS`).
 
     Plain Ray tasks rather than a Ray Data job: a shard is one task with a few strings in
     and a small dict out, which is all Ray Data's ``map_batches`` did here, and Ray Data's
@@ -201,7 +203,7 @@ def run_ray(todo: Sequence[tuple[int, ShardSpec, str]], jobs: Sequence[tuple[Pat
         driver = _DriverWriter(waiting, where)
         driver.start()
     try:
-        started = start_ray()
+        started = start_ray(prestart=prestart)
     except BaseException:
         if driver is not None:  # its shard is finished, not left half-written
             driver.enough.set()

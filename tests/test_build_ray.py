@@ -72,13 +72,14 @@ def test_driver_writes_while_ray_starts_and_alongside_ray(tmp_path, monkeypatch)
         begun_by_driver.append((spec.name, ray_up.is_set()))
         return write(out_dir, options, spec, digest)
 
-    def slow_start() -> bool:
+    def slow_start(prestart: bool) -> bool:
+        assert prestart is False  # (run_ray's default)
         deadline = time.monotonic() + 120
         while len(writers[0].finished) < 2:
             assert time.monotonic() < deadline, "the driver wrote no shard while Ray started"
             time.sleep(0.01)
         try:
-            started = start()
+            started = start(prestart=prestart)
             # Ray's processes are up, but no worker process waits idle for tasks yet
             # (build_ray.PRESTART_ENV): the first tasks start them
             time.sleep(0.5)
@@ -122,7 +123,7 @@ def test_no_driver_shards_when_joining_a_cluster(tmp_path, monkeypatch):
     class Stop(Exception):
         pass
 
-    def no_cluster() -> bool:
+    def no_cluster(prestart: bool) -> bool:
         raise Stop
 
     monkeypatch.setattr(build_ray, "start_ray", no_cluster)
@@ -144,7 +145,7 @@ def test_a_failed_ray_start_leaves_the_driver_shards_whole(tmp_path, monkeypatch
         init(self, *args, **kwargs)
         writers.append(self)
 
-    def broken_start() -> bool:
+    def broken_start(prestart: bool) -> bool:
         while not writers[0].finished:
             time.sleep(0.01)
         raise build_ray.RayStartError("no Ray today")
@@ -160,3 +161,28 @@ def test_a_failed_ray_start_leaves_the_driver_shards_whole(tmp_path, monkeypatch
     assert len(written) == len(writers[0].finished) < len(todo)
     assert not [p for p in plan.out_dir.rglob("*") if p.is_file() and p.suffix not in
                 (".tar", ".json")]  # no temporary file left behind
+
+
+def test_start_ray_asks_for_prestarted_workers_only_when_told(monkeypatch):
+    """A local instance starts its workers ahead of the first task only with
+    ``prestart=True``; RAY_prestart_worker_first_driver, when set, is left to decide."""
+    import ray
+
+    calls: list[dict] = []
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv(build_ray.PRESTART_ENV, raising=False)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(build_ray, "_use_cluster_token", lambda: None)
+    assert build_ray.start_ray(prestart=False) is True
+    assert calls[-1]["_system_config"] == {"prestart_worker_first_driver": False}
+    assert calls[-1]["address"] == "local"
+    build_ray.start_ray(prestart=True)
+    assert "_system_config" not in calls[-1]
+    monkeypatch.setenv(build_ray.PRESTART_ENV, "1")
+    build_ray.start_ray(prestart=False)
+    assert "_system_config" not in calls[-1]
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")  # joining a cluster: its settings
+    monkeypatch.delenv(build_ray.PRESTART_ENV)
+    build_ray.start_ray(prestart=False)
+    assert "_system_config" not in calls[-1] and calls[-1]["address"] == "127.0.0.1:6379"

@@ -108,8 +108,8 @@ def test_all_recipes_of_a_command_go_to_one_ray_job(tmp_path, monkeypatch):
     each recipe is finished from the parts that come back."""
     calls = []
 
-    def fake_run_ray(todo, jobs, workers):
-        calls.append(([(j, s.name) for j, s, _ in todo], [str(o) for o, _ in jobs]))
+    def fake_run_ray(todo, jobs, workers, prestart):
+        calls.append(([(j, s.name) for j, s, _ in todo], [str(o) for o, _ in jobs], prestart))
         plans = [build_mod.BuildPlan(None, Path(), o, opts, [], [], [], {}, [])  # type: ignore[arg-type]
                  for o, opts in jobs]
         yield from build_mod._run_local(todo, plans)
@@ -131,9 +131,32 @@ def test_all_recipes_of_a_command_go_to_one_ray_job(tmp_path, monkeypatch):
                            (1, "esc50-fold3-000000.tar"), (1, "esc50-fold4-000000.tar"),
                            (1, "esc50-fold5-000000.tar")]
     assert calls[0][1] == [str(tmp_path / "clotho"), str(tmp_path / "esc50")]
+    assert calls[0][2] is False  # 39 items: Ray's workers start with its first tasks
     assert [r["samples"] for r in reports] == [14, 25]
     assert (tmp_path / "esc50" / "index.json").is_file()
     assert "## Pictures" not in (tmp_path / "clotho" / "README.md").read_text()  # pictures=off
+
+
+def test_ray_prestarts_its_workers_for_a_large_build(tmp_path, monkeypatch):
+    """A command with RAY_PRESTART_ITEMS or more work asks Ray for its workers at once."""
+    got = []
+
+    def fake_run_ray(todo, jobs, workers, prestart):
+        got.append(prestart)
+        plans = [build_mod.BuildPlan(None, Path(), o, opts, [], [], [], {}, [])  # type: ignore[arg-type]
+                 for o, opts in jobs]
+        yield from build_mod._run_local(todo, plans)
+
+    import pipeline.build_ray
+
+    monkeypatch.setattr(pipeline.build_ray, "run_ray", fake_run_ray)
+    monkeypatch.setattr(build_mod, "RAY_PRESTART_ITEMS", 25)
+    recipe = RECIPES["esc50"]
+    corpus = recipe.locate(recipe.make_sample(tmp_path / "raw"))
+    plan = plan_build(recipe, corpus, tmp_path / "out", BuildOptions(shard_size=8))
+    assert plan.work() == 25
+    run_builds([plan], runner="ray", progress=False, pictures="off")
+    assert got == [True]
 
 
 def test_aligner_is_shared_and_loads_nothing_for_records_without_speech(tmp_path, monkeypatch):
