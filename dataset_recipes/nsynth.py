@@ -137,6 +137,8 @@ def _check(key: str, entry: Any, text: str | None) -> str:
         raise ValueError(bad)
     if not isinstance(entry, dict):
         raise ValueError("entry is not a JSON object")
+    if not key:
+        raise ValueError("the entry's key is empty: it names no audio file")
     if entry.get("note_str", key) != key:
         raise ValueError(f"note_str {entry['note_str']!r} differs from its key")
     return target(entry)

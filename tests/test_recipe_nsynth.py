@@ -59,6 +59,28 @@ def test_bad_inputs_are_rejects_naming_file_and_line() -> None:
     ]
 
 
+def test_an_entry_keyed_empty_is_a_reject_even_beside_a_file_named_dot_wav(
+        tmp_path: Path) -> None:
+    """A key of "" would name the audio file ``.wav``: the entry is a reject (naming its
+    line) whether or not such a file exists, and the other notes are read."""
+    import json
+
+    split = tmp_path / "nsynth-valid"
+    (split / "audio").mkdir(parents=True)
+    good = json.loads((FIXTURE / "nsynth-valid" / "examples.json").read_text())
+    key, entry = next(iter(good.items()))
+    empty = {**entry, "note_str": ""}
+    (split / "examples.json").write_text(json.dumps({"": empty, key: entry}, indent=1))
+    for name in (".wav", f"{key}.wav"):
+        sf.write(split / "audio" / name, np.zeros(1600, dtype="float32"), 16000, format="WAV")
+    records, rejects = parse_corpus(RECIPE, tmp_path)
+    assert [(r.split, r.source, r.line, r.reason) for r in rejects] == [
+        ("nsynth-valid", "nsynth-valid/examples.json", 2,
+         ": the entry's key is empty: it names no audio file"),
+    ]  # (.wav is the file that entry names: it is not reported again as unlisted)
+    assert [r.key for r in records] == [key]
+
+
 def test_locate(tmp_path: Path) -> None:
     assert RECIPE.locate(FIXTURE / "nsynth-valid") == FIXTURE
     with pytest.raises(CorpusNotFound, match="RECIPE=nsynth SOURCE=sample"):
