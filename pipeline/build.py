@@ -124,7 +124,7 @@ ALIGN_WEIGHT = 5
 #: or no shards left for Ray's tasks, and idle workers starting next to Ray's other
 #: processes only slow its start: 0.3-0.5 s of wall for the clotho sample and for 392
 #: LibriSpeech items (2 shards) on 2 cores.  A larger build gains the workers' start
-#: instead: 0.3 s for 1771 items (7 shards), medians of 4 (bench/RESULTS.md).
+#: instead: 0.4 s for 1771 items (7 shards), medians of 4 (bench/RESULTS.md).
 RAY_PRESTART_ITEMS = 1000
 RUNNERS = ("auto", "ray", "local")
 
