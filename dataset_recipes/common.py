@@ -14,7 +14,7 @@ from dataset_recipes import textfiles
 from dataset_recipes.textfiles import UTF8, Encoding
 from pipeline.format import KEY_RE
 from pipeline.recipe import CorpusInfo, SplitRole, not_found
-from pipeline.record import _KEY_ASCII, Reject, sanitize_key  # (_KEY_ASCII: stem_key's)
+from pipeline.record import KEY_ASCII, Reject, sanitize_key
 
 try:  # CPython's own SHA-256 (3.11: _sha256, 3.12 on: _sha2): the digests of hashlib's
     # OpenSSL one, in half its time on a name (0.6 us instead of 1.3: no OpenSSL context
@@ -147,7 +147,7 @@ def stem_key(name: str) -> str:
             and _SEP not in name and (_ALTSEP is None or _ALTSEP not in name)):
         readable = name[:dot]  # (stem's answer; sanitize_key's strip changes nothing)
         data = readable.encode("ascii")
-        safe = data.translate(_KEY_ASCII)
+        safe = data.translate(KEY_ASCII)
         if safe == data:  # (a key-safe stem, what _IS_KEY tests with a regex)
             return readable
         return f"{safe.decode('ascii')}-{_sha256(data).hexdigest()[:KEY_HASH_DIGITS]}"
@@ -164,7 +164,7 @@ def path_key(path: str) -> str:
             and path[0] > " " and path[dot - 1] > " "):
         # (the extension's dot is in the key's place: a path is never its own key)
         data = path.encode("ascii")
-        return (f"{data[:dot].translate(_KEY_ASCII).decode('ascii')}-"
+        return (f"{data[:dot].translate(KEY_ASCII).decode('ascii')}-"
                 f"{_sha256(data).hexdigest()[:KEY_HASH_DIGITS]}")
     return source_key(path, os.path.splitext(path)[0])
 

@@ -18,12 +18,13 @@ from typing import Any
 # The format's names (version, members, keys) are defined once, in pipeline.format.
 from pipeline.format import AUDIO_EXT, FORMAT_VERSION, KEY_RE, META_EXT, SAMPLE_RATE
 
-__all__ = ["AUDIO_EXT", "FORMAT_VERSION", "KEY_RE", "META_EXT", "Label", "Record", "Reject",
-           "SampleMeta", "Word", "labels_of", "sanitize_key"]
+__all__ = ["AUDIO_EXT", "FORMAT_VERSION", "KEY_ASCII", "KEY_RE", "META_EXT", "Label", "Record",
+           "Reject", "SampleMeta", "Word", "labels_of", "sanitize_key"]
 
 _KEY_BAD = re.compile(r"[^A-Za-z0-9_\-]")
-#: ``_KEY_BAD.sub("_", ...)`` of ASCII text as a ``bytes.translate`` table (one C pass).
-_KEY_ASCII = bytes(c if _KEY_BAD.match(chr(c)) is None else ord("_") for c in range(256))
+#: ``_KEY_BAD.sub("_", ...)`` of ASCII text as a ``bytes.translate`` table (one C pass;
+#: :func:`sanitize_key` and ``dataset_recipes.common.stem_key`` use it).
+KEY_ASCII = bytes(c if _KEY_BAD.match(chr(c)) is None else ord("_") for c in range(256))
 
 
 def sanitize_key(raw: str) -> str:
@@ -35,7 +36,7 @@ def sanitize_key(raw: str) -> str:
     """
     key = raw.strip()
     if key.isascii():
-        key = key.encode("ascii").translate(_KEY_ASCII).decode("ascii")
+        key = key.encode("ascii").translate(KEY_ASCII).decode("ascii")
     else:
         key = _KEY_BAD.sub("_", key)
     if not key:
