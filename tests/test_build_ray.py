@@ -186,3 +186,22 @@ def test_start_ray_asks_for_prestarted_workers_only_when_told(monkeypatch):
     monkeypatch.delenv(build_ray.PRESTART_ENV)
     build_ray.start_ray(prestart=False)
     assert "_system_config" not in calls[-1] and calls[-1]["address"] == "127.0.0.1:6379"
+
+
+def test_stopping_the_local_instance_skips_the_monitors_grace_period(monkeypatch):
+    """build_ray.stop_ray kills Ray's autoscaler monitor before ray.shutdown: the monitor,
+    left to ray.shutdown, outlives the GCS and is killed only after a 1 s grace period (so
+    that stop always takes over 1 s); afterwards no process of the instance is left."""
+    import ray
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert build_ray.start_ray(prestart=False) is True
+    monitor = [p for p in psutil.Process().children(recursive=True)
+               if any(a.endswith("autoscaler/_private/monitor.py") for a in p.cmdline())]
+    assert len(monitor) == 1  # (what stop_ray takes down first)
+    began = time.monotonic()
+    build_ray.stop_ray()
+    took = time.monotonic() - began
+    assert not ray.is_initialized()
+    assert not monitor[0].is_running() or monitor[0].status() == psutil.STATUS_ZOMBIE
+    assert took < 1.0, f"stopping Ray took {took:.2f} s"
