@@ -131,8 +131,8 @@ def start_ray(prestart: bool = True) -> bool:
 
 
 def stop_ray() -> None:
-    """Stop the local Ray instance this process started: its autoscaler monitor first, then
-    ``ray.shutdown()``.
+    """``ray.shutdown()``, with the autoscaler monitor of a local instance this process
+    started killed first (joined to a cluster, the driver only disconnects).
 
     ``ray.shutdown`` stops Ray's processes one after the other, the GCS before the
     autoscaler monitor, whose SIGTERM handler then tries to report to the GCS that is gone
@@ -223,8 +223,7 @@ def run_ray(todo: Sequence[tuple[int, ShardSpec, str]], jobs: Sequence[tuple[Pat
              for out, opts in jobs]
     waiting = deque(todo)
     driver = None
-    local = not os.environ.get("RAY_ADDRESS")  # (a new local instance when started here)
-    if local and not _ray_running():
+    if not os.environ.get("RAY_ADDRESS") and not _ray_running():
         driver = _DriverWriter(waiting, where)
         driver.start()
     try:
@@ -281,8 +280,7 @@ def run_ray(todo: Sequence[tuple[int, ShardSpec, str]], jobs: Sequence[tuple[Pat
         if started:
             # stopping Ray's processes takes ~0.4 s (stop_ray): let it overlap the reports,
             # cards and indexes the build writes next (the build waits for it to return)
-            stop = threading.Thread(target=stop_ray if local else ray.shutdown,
-                                    name="ray-shutdown")
+            stop = threading.Thread(target=stop_ray, name="ray-shutdown")
             stop.start()
             _STOPPING.append(stop)
 
