@@ -200,16 +200,18 @@ def plan_build(recipe: Recipe, corpus_dir: Path, out_dir: Path, options: BuildOp
                      parts, todo, dict(align_skipped or {}), start)
 
 
-def choose_runner(runner: str, plans: Sequence[BuildPlan]) -> str:
+def choose_runner(runner: str, plans: Sequence[BuildPlan], work: int | None = None) -> str:
     """``ray`` or ``local`` for ``runner``; ``auto``: Ray when ``RAY_ADDRESS`` names a
-    cluster or the command has :data:`AUTO_LOCAL_ITEMS` or more work, else in-process."""
+    cluster or the command has :data:`AUTO_LOCAL_ITEMS` or more work, else in-process.
+    ``work``: the plans' :meth:`BuildPlan.work`, where the caller has it already."""
     if runner not in RUNNERS:
         raise BuildError(f"runner={runner!r}: choose one of {', '.join(RUNNERS)}")
     if runner != "auto":
         return runner
     if os.environ.get("RAY_ADDRESS"):
         return "ray"
-    work = sum(p.work() for p in plans)
+    if work is None:
+        work = sum(p.work() for p in plans)
     return "local" if work < AUTO_LOCAL_ITEMS else "ray"
 
 
@@ -277,7 +279,9 @@ def run_builds(plans: Sequence[BuildPlan], *, runner: str = "auto", workers: int
     writer crashed (input problems are rejects, not errors); the other recipes are
     finished, and a rerun resumes.
     """
-    runner = choose_runner(runner, plans)
+    # (auto's measure, and Ray's for its prestart; counted once, and not for local)
+    work = 0 if runner == "local" else sum(p.work() for p in plans)
+    runner = choose_runner(runner, plans, work)
     todo = [(i, spec, digest) for i, plan in enumerate(plans) for spec, digest in plan.todo]
     sizes = {(i, spec.name): len(spec.records) for i, spec, _ in todo}
     left = [len(plan.todo) for plan in plans]
@@ -307,7 +311,6 @@ def run_builds(plans: Sequence[BuildPlan], *, runner: str = "auto", workers: int
             else:
                 from pipeline.build_ray import run_ray
 
-                work = sum(p.work() for p in plans)
                 runs = run_ray(todo, [(p.out_dir, p.options) for p in plans], workers,
                                prestart=work >= RAY_PRESTART_ITEMS)
             for i, part in runs:
