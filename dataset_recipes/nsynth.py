@@ -158,17 +158,19 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
     # family, pitch, velocity and qualities share it, which saves making and keeping one.
     labels: dict[str, tuple[Label]] = {}
 
-    def labels_of(key: str, entry: Any) -> tuple[Label] | None:
-        """The shared labels of a usable entry as orjson read it, else ``None`` (json
-        reads it again and _check says why: only what json reads alike is taken)."""
-        try:
-            target = _check(key, entry, None)
-        except ValueError:
-            return None
+    def shared_labels(target: str) -> tuple[Label]:
         shared = labels.get(target)
         if shared is None:
             shared = labels[target] = (Label("mna", target),)
         return shared
+
+    def labels_of(key: str, entry: Any) -> tuple[Label] | None:
+        """The shared labels of a usable entry as orjson read it, else ``None`` (json
+        reads it again and _check says why: only what json reads alike is taken)."""
+        try:
+            return shared_labels(_check(key, entry, None))
+        except ValueError:
+            return None
 
     checked: list[tuple[int, str, tuple[Label] | str]] = []  # (line, key, labels or reason)
     add = checked.append
@@ -179,14 +181,10 @@ def _parse_split(root: Path, split: str) -> Iterator[Record | Reject]:
                 add((line, key, entry))
                 continue
             try:
-                target = _check(key, entry, text[start:end] if dirty else None)
+                add((line, key, shared_labels(_check(key, entry,
+                                                     text[start:end] if dirty else None))))
             except ValueError as err:
                 add((line, key, str(err)))
-                continue
-            shared = labels.get(target)
-            if shared is None:
-                shared = labels[target] = (Label("mna", target),)
-            add((line, key, shared))
     except json.JSONDecodeError as err:
         yield Reject(INFO.name, split, src, f"malformed JSON ({err.msg}, column {err.colno}); "
                      "no note of this split can be read: re-extract the archive", line=err.lineno)
