@@ -8,6 +8,7 @@ giving each entry with the line it starts on (NSynth's 306k notes, VocalSound's 
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -18,7 +19,6 @@ import orjson
 
 from dataset_recipes.textfiles import bad_bytes_reason
 
-_BOM = b"\xef\xbb\xbf"
 _WS = re.compile(r"[ \t\n\r]*")
 _ESCAPED = re.compile(r"[\udc80-\udcff]+")
 #: What may follow a member's value: blanks, then ',' (and blanks) or '}'.
@@ -35,8 +35,8 @@ def read_json_text(path: Path) -> tuple[str, bool]:
     """A JSON file's text, and whether it holds bytes that are not UTF-8: those stay as
     escapes that :func:`undecodable` finds in the entry holding them."""
     data = path.read_bytes()
-    if data.startswith(_BOM):
-        data = data[len(_BOM):]
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
     try:
         return data.decode("utf-8"), False
     except UnicodeDecodeError:

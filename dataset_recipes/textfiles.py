@@ -24,7 +24,6 @@ from typing import Any, TextIO
 from pipeline.errors import InputError
 from pipeline.record import Reject
 
-_BOM = b"\xef\xbb\xbf"
 #: Characters decoded at a time by :func:`text_lines`.
 _CHUNK = 1 << 22
 
@@ -125,8 +124,8 @@ def decoded_lines(path: Path, encoding: Encoding = UTF8
             return
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
-            if n == 1 and raw.startswith(_BOM):
-                raw = raw[len(_BOM):]
+            if n == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
             line, bad = encoding.decode(raw)
             yield n, line, bad
 
