@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -18,14 +19,14 @@ from pipeline.build import _run_local, plan_build
 from pipeline.stages import PARTS_DIR, BuildOptions
 
 
-def _ray_processes(title: str) -> list[str]:
-    """This process's descendants whose title (Ray's worker processes name themselves) is
-    ``title``."""
+def _descendants(test: Callable[[list[str]], bool]) -> list[psutil.Process]:
+    """This process's descendants whose command line passes ``test`` (Ray's worker
+    processes retitle theirs: ``["ray::IDLE", ...]``)."""
     found = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if child.cmdline()[:1] == [title]:
-                found.append(f"{child.pid} {title}")
+            if test(child.cmdline()):
+                found.append(child)
         except psutil.Error:  # it exited meanwhile
             continue
     return found
@@ -83,7 +84,8 @@ def test_driver_writes_while_ray_starts_and_alongside_ray(tmp_path, monkeypatch)
             # Ray's processes are up, but no worker process waits idle for tasks yet
             # (build_ray.PRESTART_ENV): the first tasks start them
             time.sleep(0.5)
-            idle.extend(_ray_processes("ray::IDLE"))
+            idle.extend(f"{p.pid} ray::IDLE"
+                        for p in _descendants(lambda argv: argv[:1] == ["ray::IDLE"]))
             return started
         finally:
             ray_up.set()
@@ -196,8 +198,8 @@ def test_stopping_the_local_instance_skips_the_monitors_grace_period(monkeypatch
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert build_ray.start_ray(prestart=False) is True
-    monitor = [p for p in psutil.Process().children(recursive=True)
-               if any(a.endswith("autoscaler/_private/monitor.py") for a in p.cmdline())]
+    monitor = _descendants(
+        lambda argv: any(a.endswith("autoscaler/_private/monitor.py") for a in argv))
     assert len(monitor) == 1  # (what stop_ray takes down first)
     began = time.monotonic()
     build_ray.stop_ray()

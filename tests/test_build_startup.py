@@ -103,6 +103,14 @@ def test_runner_auto_picks_local_under_the_threshold_and_ray_from_it(tmp_path, m
         choose_runner("fast", [other])
 
 
+def _in_process(todo, jobs):
+    """What run_ray yields for ``todo`` and ``jobs``, written in this process (for tests
+    that replace Ray)."""
+    plans = [build_mod.BuildPlan(None, Path(), o, opts, [], [], [], {}, [])  # type: ignore[arg-type]
+             for o, opts in jobs]
+    yield from build_mod._run_local(todo, plans)
+
+
 def test_all_recipes_of_a_command_go_to_one_ray_job(tmp_path, monkeypatch):
     """runner=ray: the shards of every recipe are handed to Ray once (one session), and
     each recipe is finished from the parts that come back."""
@@ -110,9 +118,7 @@ def test_all_recipes_of_a_command_go_to_one_ray_job(tmp_path, monkeypatch):
 
     def fake_run_ray(todo, jobs, workers, prestart):
         calls.append(([(j, s.name) for j, s, _ in todo], [str(o) for o, _ in jobs], prestart))
-        plans = [build_mod.BuildPlan(None, Path(), o, opts, [], [], [], {}, [])  # type: ignore[arg-type]
-                 for o, opts in jobs]
-        yield from build_mod._run_local(todo, plans)
+        yield from _in_process(todo, jobs)
 
     import pipeline.build_ray
 
@@ -143,9 +149,7 @@ def test_ray_prestarts_its_workers_for_a_large_build(tmp_path, monkeypatch):
 
     def fake_run_ray(todo, jobs, workers, prestart):
         got.append(prestart)
-        plans = [build_mod.BuildPlan(None, Path(), o, opts, [], [], [], {}, [])  # type: ignore[arg-type]
-                 for o, opts in jobs]
-        yield from build_mod._run_local(todo, plans)
+        yield from _in_process(todo, jobs)
 
     import pipeline.build_ray
 
