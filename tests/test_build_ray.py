@@ -190,10 +190,12 @@ def test_start_ray_asks_for_prestarted_workers_only_when_told(monkeypatch):
     assert "_system_config" not in calls[-1] and calls[-1]["address"] == "127.0.0.1:6379"
 
 
-def test_stopping_the_local_instance_skips_the_monitors_grace_period(monkeypatch):
-    """build_ray.stop_ray kills Ray's autoscaler monitor before ray.shutdown: the monitor,
-    left to ray.shutdown, outlives the GCS and is killed only after a 1 s grace period (so
-    that stop always takes over 1 s); afterwards no process of the instance is left."""
+def test_stopping_the_local_instance_kills_the_monitor_before_ray_shutdown(monkeypatch):
+    """build_ray.stop_ray kills Ray's autoscaler monitor before it calls ray.shutdown: the
+    monitor, left to ray.shutdown, outlives the GCS and is killed only after a 1 s grace
+    period.  Afterwards no process of the instance is left.  (Checked by order, not by
+    time: a timed stop, 0.4 s against 1.4 s on an idle machine, took 1.09 s once under a
+    loaded CI run.)"""
     import ray
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
@@ -201,9 +203,18 @@ def test_stopping_the_local_instance_skips_the_monitors_grace_period(monkeypatch
     monitor = _descendants(
         lambda argv: any(a.endswith("autoscaler/_private/monitor.py") for a in argv))
     assert len(monitor) == 1  # (what stop_ray takes down first)
-    began = time.monotonic()
+
+    def alive(proc: psutil.Process) -> bool:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+
+    shutdown, at_shutdown = ray.shutdown, []
+
+    def recording_shutdown(*args, **kwargs):
+        at_shutdown.append(alive(monitor[0]))
+        return shutdown(*args, **kwargs)
+
+    monkeypatch.setattr(ray, "shutdown", recording_shutdown)
     build_ray.stop_ray()
-    took = time.monotonic() - began
+    assert at_shutdown == [False]  # the monitor was gone when ray.shutdown began
     assert not ray.is_initialized()
-    assert not monitor[0].is_running() or monitor[0].status() == psutil.STATUS_ZOMBIE
-    assert took < 1.0, f"stopping Ray took {took:.2f} s"
+    assert not alive(monitor[0])
