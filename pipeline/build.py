@@ -319,6 +319,8 @@ def run_builds(plans: Sequence[BuildPlan], *, runner: str = "auto", workers: int
                 drawer.start()
                 plans[i].parts[part["name"]] = part
                 syncer.add(i, plans[i].out_dir, part)
+                if not part.get("failed"):  # the helper reads its figures for the card now
+                    drawer.prefetch(plans[i].out_dir / part["name"])
                 bars.update(i, part, sizes[(i, part["name"])])
                 left[i] -= 1
                 if left[i] == 0:

@@ -7,12 +7,16 @@ starts ``python -m pipeline.card_pictures`` when the build starts writing shards
 imports overlap the writing), hands it each finished recipe (output folder, shard files,
 corpus facts) as a JSON line, and collects the card's Markdown section
 (:func:`pipeline.card_plots.card_section`) from its answers; the build process itself
-never imports matplotlib.  ``inline`` draws in the calling process, ``off`` writes the
-card's tables without pictures.  The pictures are the same bytes in every mode.
+never imports matplotlib.  Each shard is also handed over as soon as it is written
+(:meth:`CardPictures.prefetch`), so that the helper reads its samples' figures while the
+build goes on and only draws once the last shard is in.  ``inline`` draws in the calling
+process, ``off`` writes the card's tables without pictures.  The pictures are the same
+bytes in every mode.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -24,9 +28,12 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.recipe import CorpusInfo
+
+if TYPE_CHECKING:  # (card_plots is imported by the helper, when it draws)
+    from pipeline.card_plots import SampleFacts
 
 MODES = ("process", "inline", "off")
 
@@ -87,9 +94,26 @@ class CardPictures:
             self.answers[str(key)] = answer(request, draw=self.mode == "inline")
             return
         self.start()
+        self._send(request)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        """One JSON line to the helper; one that has stopped is reported by :meth:`result`,
+        with its output, not here."""
         assert self.proc is not None and self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(json.dumps(message) + "\n")
+            self.proc.stdin.flush()
+        except OSError:  # (BrokenPipeError: the helper stopped)
+            return
+
+    def prefetch(self, shard: Path) -> None:
+        """Let the helper read the figures of ``shard`` (a finished shard file) now, ahead
+        of the request that will name it (``process`` mode, once the helper is started;
+        otherwise nothing: the request reads it).  The helper keeps them for as long as
+        the file is unchanged; a shard it cannot read is read again, and its error
+        reported, by the request."""
+        if self.proc is not None:
+            self._send({"prefetch": str(shard)})
 
     def result(self, key: Any) -> list[str]:
         """The Markdown lines of ``key``'s card section (waits for the helper)."""
@@ -128,24 +152,64 @@ class CardPictures:
         self.proc = None
 
 
-def answer(request: dict[str, Any], draw: bool = True) -> dict[str, Any]:
+class FactCache:
+    """The helper's :func:`~pipeline.card_plots.shard_facts` of shards read ahead, each
+    kept with the file's identity, size and modification time: a file changed since is
+    read again."""
+
+    def __init__(self) -> None:
+        self.facts: dict[str, tuple[tuple[int, int, int], list[SampleFacts]]] = {}
+
+    @staticmethod
+    def _stamp(path: Path) -> tuple[int, int, int]:
+        st = path.stat()
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
+    def read(self, shard: Path) -> None:
+        """Read ``shard``'s figures now (and keep them)."""
+        from pipeline.card_plots import shard_facts
+
+        stamp = self._stamp(shard)
+        self.facts[str(shard)] = (stamp, shard_facts(shard))
+
+    def __call__(self, shard: Path) -> list[SampleFacts]:
+        """``shard``'s figures: the kept ones while the file is unchanged, else read now
+        (and forgotten: a request reads each shard once)."""
+        from pipeline.card_plots import shard_facts
+
+        kept = self.facts.pop(str(shard), None)
+        if kept is not None and kept[0] == self._stamp(shard):
+            return kept[1]
+        return shard_facts(shard)
+
+
+def answer(request: dict[str, Any], draw: bool = True,
+           cache: FactCache | None = None) -> dict[str, Any]:
     """Draw one request's pictures; the answer holds the card section's Markdown lines."""
-    from pipeline.card_plots import card_section
+    from pipeline.card_plots import card_section, shard_facts
 
     info = CorpusInfo(**request["info"])
     lines = card_section(Path(request["out_dir"]), [Path(p) for p in request["shards"]],
-                         {info.name: info}, draw=draw)
+                         {info.name: info}, draw=draw,
+                         facts=shard_facts if cache is None else cache)
     return {"key": request["key"], "lines": lines}
 
 
 def serve() -> None:
-    """The helper process: one JSON request per stdin line, one JSON answer per stdout line."""
+    """The helper process: one JSON request per stdin line, one JSON answer per stdout line
+    (a ``{"prefetch": shard}`` line is read ahead and not answered)."""
     import matplotlib.figure  # noqa: F401 - imported while the build writes its first shards
 
+    cache = FactCache()
     for line in sys.stdin:
         request = json.loads(line)
+        if "prefetch" in request:
+            # a shard that cannot be read is read again by the request, which says why
+            with contextlib.suppress(Exception):
+                cache.read(Path(request["prefetch"]))
+            continue
         try:
-            got = answer(request)
+            got = answer(request, cache=cache)
         except Exception:  # noqa: BLE001 - reported to the build, which fails
             got = {"key": request["key"], "error": traceback.format_exc()}
         sys.stdout.write(json.dumps(got) + "\n")

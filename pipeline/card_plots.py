@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,17 +36,34 @@ class CardStats:
     corpus_seconds: Counter[str] = field(default_factory=Counter)
 
 
-def gather(shards: Sequence[Path]) -> CardStats:
-    """Durations and hours per task/language/corpus of the samples in ``shards``."""
+#: What the card needs of one sample: duration, its tasks (sorted, each once), its audio
+#: language and its source recipe.
+SampleFacts = tuple[float, tuple[str, ...], str, str]
+
+
+def shard_facts(shard: Path) -> list[SampleFacts]:
+    """The :data:`SampleFacts` of the samples of one shard, in order (JSON members only)."""
+    return [(s.duration, tuple(sorted({e["task"] for e in s.tasks})), s.language,
+             s.source.get("recipe", "?"))
+            for s in open_shards([shard], decode_audio=False)]
+
+
+def gather(shards: Sequence[Path],
+           facts: Callable[[Path], Sequence[SampleFacts]] = shard_facts) -> CardStats:
+    """Durations and hours per task/language/corpus of the samples in ``shards``.
+
+    ``facts`` reads one shard's :data:`SampleFacts` (a cache of them, for the picture
+    helper that reads shards as they are written); the sums are taken in shard and sample
+    order either way, so the figures are the same to the last bit."""
     stats = CardStats()
-    for sample in open_shards(list(shards), decode_audio=False):
-        stats.durations.append(sample.duration)
-        for task in sorted({e["task"] for e in sample.tasks}):
-            stats.seconds[(task, sample.language)] += sample.duration
-            stats.clips[(task, sample.language)] += 1
-        corpus = sample.source.get("recipe", "?")
-        stats.corpus_samples[corpus] += 1
-        stats.corpus_seconds[corpus] += sample.duration
+    for shard in shards:
+        for duration, tasks, language, corpus in facts(shard):
+            stats.durations.append(duration)
+            for task in tasks:
+                stats.seconds[(task, language)] += duration
+                stats.clips[(task, language)] += 1
+            stats.corpus_samples[corpus] += 1
+            stats.corpus_seconds[corpus] += duration
     return stats
 
 
@@ -120,14 +137,16 @@ def _tables(stats: CardStats, corpora: Mapping[str, CorpusInfo]) -> list[str]:
 
 
 def card_section(out_dir: Path, shards: Sequence[Path],
-                 corpora: Mapping[str, CorpusInfo], draw: bool = True) -> list[str]:
+                 corpora: Mapping[str, CorpusInfo], draw: bool = True,
+                 facts: Callable[[Path], Sequence[SampleFacts]] = shard_facts) -> list[str]:
     """Draw the card's PNGs into ``out_dir/images`` and return the Markdown lines for them.
 
     ``shards`` are the finished shard files; ``corpora`` maps a recipe name (the samples'
     ``source.recipe``) to its :class:`CorpusInfo` for licences and citations.  With
     ``draw=False`` (``card_pictures=false``) only the tables are made (no matplotlib).
+    ``facts``: see :func:`gather`.
     """
-    stats = gather(shards)
+    stats = gather(shards, facts)
     if not stats.durations:
         return ["## Pictures", "", "No samples were written, so there is nothing to draw.", ""]
     total = sum(stats.durations) / 3600

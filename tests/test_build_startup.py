@@ -14,9 +14,11 @@ from recipe_helpers import build_sample
 
 import dataset_recipes.build as cli
 import pipeline.build as build_mod
+import pipeline.card_plots as card_plots
 import pipeline.stages as stages
 from dataset_recipes import RECIPES
 from pipeline.build import AUTO_LOCAL_ITEMS, BuildError, choose_runner, plan_build, run_builds
+from pipeline.card_pictures import CardPictures, CardPicturesError, FactCache
 from pipeline.card_plots import card_section
 from pipeline.record import Label, Record
 from pipeline.stages import BuildOptions, SampleMaker, shared_aligner
@@ -66,6 +68,65 @@ print("IMPORTED", sorted({{m.split(".")[0] for m in sys.modules}} & set({HEAVY!r
     build_sample("clotho", tmp_path / "local", tmp_path / "raw2", shard_size=8)
     assert _tars(out) == _tars(tmp_path / "local") and len(_tars(out)) == 3
     assert (out / "index.json").read_bytes() == (tmp_path / "local" / "index.json").read_bytes()
+
+
+def test_picture_helper_reads_shards_ahead_and_again_when_they_change(tmp_path, monkeypatch):
+    """Shards handed to the picture helper as they are written (CardPictures.prefetch) are
+    read once, ahead, and give the card (lines and PNG bytes) that reading them at the
+    end gives; a shard changed after it was read ahead is read again; a prefetch of a file
+    that cannot be read leaves the helper working."""
+    build_sample("clotho", tmp_path / "clotho", tmp_path / "raw", shard_size=8)
+    build_sample("esc50", tmp_path / "esc50", tmp_path / "raw", shard_size=8)
+    info = {"clotho": RECIPES["clotho"].info}
+    shards = sorted((tmp_path / "clotho").glob("*.tar"))
+    want = card_section(tmp_path / "end", shards, info)
+    pngs = ("duration_histogram.png", "hours_per_task_language.png")
+
+    def same_pictures(out: Path) -> bool:
+        return all((out / "images" / png).read_bytes() ==
+                   (tmp_path / "end" / "images" / png).read_bytes() for png in pngs)
+
+    reads: list[str] = []
+    real = card_plots.shard_facts
+    monkeypatch.setattr(card_plots, "shard_facts", lambda p: reads.append(p.name) or real(p))
+    cache = FactCache()
+    for shard in shards:
+        cache.read(shard)
+    assert card_section(tmp_path / "ahead", shards, info, facts=cache) == want
+    assert same_pictures(tmp_path / "ahead")
+    assert reads == [s.name for s in shards]  # each shard read once, ahead of the card
+    cache.read(shards[0])
+    before = real(shards[0])
+    other = sorted((tmp_path / "esc50").glob("*.tar"))[0]
+    shards[0].write_bytes(other.read_bytes())  # (same file, other contents)
+    assert cache(shards[0]) == real(shards[0]) != before
+
+    shards = sorted((tmp_path / "clotho").glob("*.tar"))[1:]
+    want = card_section(tmp_path / "end", shards, info)
+    with CardPictures("process") as drawer:
+        drawer.start()
+        drawer.prefetch(tmp_path / "missing.tar")
+        drawer.prefetch(tmp_path / "clotho" / "index.json")  # not a shard
+        for shard in shards:
+            drawer.prefetch(shard)
+        drawer.submit("clotho", tmp_path / "helper", shards, info["clotho"])
+        assert drawer.result("clotho") == want
+    assert same_pictures(tmp_path / "helper")
+
+
+def test_a_picture_helper_that_stopped_is_reported_by_result_with_its_output(tmp_path):
+    """Handing shards or a recipe to a helper that has stopped raises nothing then (the
+    shards go on being written); the card's result names the helper's failure."""
+    drawer = CardPictures("process")
+    drawer.start()
+    assert drawer.proc is not None
+    drawer.proc.kill()
+    drawer.proc.wait()
+    drawer.prefetch(tmp_path / "a.tar")
+    drawer.submit("clotho", tmp_path, [tmp_path / "a.tar"], RECIPES["clotho"].info)
+    with pytest.raises(CardPicturesError, match="the card picture helper stopped"):
+        drawer.result("clotho")
+    drawer.close()
 
 
 def _record(i: int, align: bool, lang: str = "en") -> Record:
