@@ -39,8 +39,10 @@ made the build it watched 0.5-1 s slower, Ray's (a dozen processes) more than Lh
 Alignment is off (the others do not align).  The pipeline keeps LibriSpeech's FLAC frames
 as they are after decoding them in full (:func:`pipeline.audio.load`), where the others
 re-encode.  Figures: median wall of the whole command per corpus, its audio seconds per
-second on the larger corpus, and the steady-state rate (extra audio / extra wall between
-the two corpora) with the fixed cost it implies.  Run on an idle machine.
+second on the larger corpus, the steady-state rate (extra audio / extra wall between
+the two corpora) with the fixed cost it implies, and the rate the CPUs allow at the margin
+(extra audio / extra CPU seconds, times the CPUs; see :func:`report`).  Run on an idle
+machine.
 """
 
 from __future__ import annotations
@@ -408,30 +410,38 @@ def report(args: argparse.Namespace, variants: list[str],
            corpora: dict[float, tuple[Path, float]],
            runs: dict[tuple[Any, ...], list[dict[str, float]]]) -> None:
     """Whole-command wall per corpus, and the steady-state rate between the two corpora
-    (extra audio / extra wall), side by side; medians of the rounds."""
+    (extra audio / extra wall), side by side; medians of the rounds.  Beside it, the rate
+    the CPUs allow at the margin: extra audio / extra CPU seconds of the watched rounds,
+    times the CPUs.  A two-point slope credits a variant with whatever share of the CPUs
+    its smaller build left idle; the ceiling does not, and no variant's steady state can
+    pass it (a variant that uses every CPU at the margin runs at it)."""
     sizes = sorted(corpora)
     big, small = sizes[-1], sizes[0]
     audio = {h: corpora[h][1] for h in sizes}
-    print(f"\nmedians of {args.repeat} interleaved timed rounds, {os.cpu_count()} CPUs; whole "
+    cpus = os.cpu_count() or 1
+    print(f"\nmedians of {args.repeat} interleaved timed rounds, {cpus} CPUs; whole "
           "command: from the process's start to its exit (interpreter, imports, Ray's start "
           "and stop included); CPU and peak RSS: the watched round")
     cols = " | ".join(f"{h:g} h wall s" for h in sizes)
     print(f"| variant | {cols} | whole-command audio s/s ({big:g} h) | steady-state audio s/s "
-          "| fixed s | CPU s | peak RSS MB |")
-    print("|---|" + "---|" * (len(sizes) + 5))
+          f"| fixed s | audio s per extra CPU s | ceiling on {cpus} CPUs, audio s/s "
+          "| CPU s | peak RSS MB |")
+    print("|---|" + "---|" * (len(sizes) + 7))
     steady: dict[str, float] = {}
+    ceiling: dict[str, float] = {}
     for v in variants:
         walls = {h: _median(runs[(v, h)], "wall") for h in sizes}
+        cpu = {h: runs[(v, h, "watched")][0]["cpu"] for h in sizes}
         rate = audio[big] / walls[big]
-        if big != small and walls[big] > walls[small]:
+        extra = "- | - | - | -"
+        if big != small and walls[big] > walls[small] and cpu[big] > cpu[small]:
             steady[v] = (audio[big] - audio[small]) / (walls[big] - walls[small])
             fixed = walls[big] - audio[big] / steady[v]
-            extra = f"{steady[v]:.0f} | {fixed:.1f}"
-        else:
-            extra = "- | -"
+            per_cpu = (audio[big] - audio[small]) / (cpu[big] - cpu[small])
+            ceiling[v] = per_cpu * cpus
+            extra = f"{steady[v]:.0f} | {fixed:.1f} | {per_cpu:.0f} | {ceiling[v]:.0f}"
         cells = " | ".join(f"{walls[h]:.1f}" for h in sizes)
-        print(f"| {v} | {cells} | {rate:.0f} | {extra} | "
-              f"{runs[(v, big, 'watched')][0]['cpu']:.1f} | "
+        print(f"| {v} | {cells} | {rate:.0f} | {extra} | {cpu[big]:.1f} | "
               f"{runs[(v, big, 'watched')][0]['peak_mb']:.0f} |")
     if "lhotse" in variants:
         lh = _median(runs[("lhotse", big)], "wall")
@@ -444,7 +454,8 @@ def report(args: argparse.Namespace, variants: list[str],
                 line = (f"{v}: whole {big:g} h command {lh / ours:.2f}x Lhotse's whole command, "
                         f"{lh_inner / ours:.2f}x its in-process time")
                 if v in steady and "lhotse" in steady:
-                    line += f"; steady state {steady[v] / steady['lhotse']:.2f}x Lhotse's"
+                    line += (f"; steady state {steady[v] / steady['lhotse']:.2f}x Lhotse's, "
+                             f"CPU-bound ceiling {ceiling[v] / ceiling['lhotse']:.2f}x")
                 print(line)
 
 
