@@ -378,7 +378,7 @@ def main() -> None:
 
 def run_rounds(args: argparse.Namespace, variants: list[str],
                corpora: dict[float, tuple[Path, float]],
-               head: RayHead | None) -> dict[tuple[str, float], list[dict[str, float]]]:
+               head: RayHead | None) -> dict[tuple[Any, ...], list[dict[str, float]]]:
     """Every variant on every corpus: a watched round (CPU, memory; key ``(v, h, "watched")``)
     and then ``--repeat`` interleaved timed rounds (key ``(v, h)``)."""
     runs: dict[tuple[Any, ...], list[dict[str, float]]] = {}
