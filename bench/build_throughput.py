@@ -292,7 +292,7 @@ def measure(variant: str, corpus: Path, out: Path, shard_size: int,
     env = {**os.environ, "RAY_ADDRESS": head.address if head else "", "OMP_NUM_THREADS": "1"}
     head_cpu0: dict[int, float] = {}
     head_cpu: dict[int, float] = {}
-    if head:
+    if head and watch:
         _tree_usage(head.proc.pid, head_cpu0)
     t0 = time.perf_counter()
     proc = subprocess.Popen(command(variant, corpus, out, shard_size), stdout=subprocess.PIPE,
@@ -310,13 +310,13 @@ def measure(variant: str, corpus: Path, out: Path, shard_size: int,
             peak = max(peak, rss)
             time.sleep(0.05)
 
-    watcher = threading.Thread(target=sample, daemon=True)
-    if watch:
+    watcher = threading.Thread(target=sample, daemon=True) if watch else None
+    if watcher:
         watcher.start()
     stdout, _ = proc.communicate()
     wall = time.perf_counter() - t0
     done.set()
-    if watch:
+    if watcher:
         watcher.join()
     if proc.returncode:
         raise SystemExit(f"{variant} failed (exit {proc.returncode})")
@@ -328,11 +328,11 @@ def measure(variant: str, corpus: Path, out: Path, shard_size: int,
         got = json.loads(stdout.strip().splitlines()[-1])
     got["wall"] = wall
     size = sum(p.stat().st_size for p in out.rglob("*.tar"))
+    if not watch:
+        return {**got, "tar_mb": size / 2**20}
     # CPU: the last reading of every process of the tree (Ray's own processes included;
     # a process's last 50 ms before it exits may be missed)
     cluster_cpu = sum(t - head_cpu0.get(pid, 0.0) for pid, t in head_cpu.items())
-    if not watch:
-        return {**got, "tar_mb": size / 2**20}
     return {**got, "peak_mb": peak / 2**20, "tar_mb": size / 2**20,
             "cpu": sum(cpu.values()) + cluster_cpu}
 
